@@ -1,0 +1,69 @@
+"""The REST channel's four parts: verify (an optional bearer token), parse, render (Rasa REST items), send (none:
+replies travel in the HTTP response)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from channels.base import Capabilities, InboundMessage, OutboundMessage
+
+
+class RestRequest(BaseModel):
+    sender: str = Field(min_length=1, max_length=256, description="The citizen's id in the calling system.")
+    message: str = Field(min_length=1, max_length=4096, description="What the citizen wrote, or a button payload.")
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Free metadata; `message_id` makes the call idempotent."
+    )
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message is blank")
+        return value
+
+
+class RestConnector:
+    name = "rest"
+    capabilities = Capabilities(buttons=True, images=True)
+
+    def __init__(self, token: str = "") -> None:
+        self.token = token
+
+    def verify(self, authorization: str | None) -> bool:
+        if not self.token:
+            return True
+        expected = f"Bearer {self.token}"
+        return authorization is not None and hmac.compare_digest(authorization.encode(), expected.encode())
+
+    def parse(self, request: RestRequest, idempotency_key: str | None = None) -> InboundMessage:
+        metadata = dict(request.metadata or {})
+        message_id = idempotency_key or metadata.pop("message_id", None)
+        text = request.message
+        # A Rasa-style payload ("/intent{...}") is a pressed button: keep it as the payload, show it as text.
+        reply_payload = text if text.startswith("/") else None
+        return InboundMessage(
+            channel=self.name,
+            channel_account="default",
+            external_user_id=request.sender,
+            external_message_id=str(message_id) if message_id is not None else None,
+            text=text,
+            reply_payload=reply_payload,
+            metadata=metadata,
+        )
+
+    def render(self, recipient_id: str, outbound: OutboundMessage, meta: dict[str, Any]) -> dict[str, Any]:
+        item: dict[str, Any] = {"recipient_id": recipient_id}
+        if outbound.text is not None:
+            item["text"] = outbound.text
+        if outbound.buttons:
+            item["buttons"] = [{"title": b.title, "payload": b.payload} for b in outbound.buttons]
+        if outbound.image:
+            item["image"] = outbound.image
+        if outbound.custom is not None:
+            item["custom"] = outbound.custom
+        item["meta"] = meta
+        return item

@@ -1,0 +1,152 @@
+"""Routes of the web chat: the demo page, the widget's files and the socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import AsyncExitStack, suppress
+from pathlib import Path
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, HTMLResponse
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from channels.webchat.connector import WebchatConnector, WebchatFrame
+from gateway.coordination import Subscription
+from gateway.pipeline import message_view
+from gateway.services import Services, services_of_socket
+from gateway.storage import ChannelIdentity, Conversation
+
+log = structlog.get_logger(__name__)
+HERE = Path(__file__).resolve().parent
+VISIBLE_SENDERS = ("citizen", "bot", "agent", "system")
+MESSAGES_PER_MINUTE = 30
+
+
+async def _conversation_of(services: Services, session_id: str) -> str | None:
+    async with services.db.sessions() as session:
+        row = (
+            await session.execute(
+                select(Conversation.id)
+                .join(ChannelIdentity, ChannelIdentity.id == Conversation.identity_id)
+                .where(
+                    ChannelIdentity.channel == "webchat",
+                    ChannelIdentity.channel_account == "default",
+                    ChannelIdentity.external_user_id == session_id,
+                )
+                .order_by(Conversation.last_activity_at.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+    return row
+
+
+def build_router(connector: WebchatConnector) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/", include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse((HERE / "templates" / "index.html").read_text(encoding="utf-8"))
+
+    @router.get("/webchat/{name}", include_in_schema=False)
+    async def widget_file(name: str) -> FileResponse:
+        if name not in ("widget.js", "widget.css"):
+            return FileResponse(HERE / "static" / "missing", status_code=404)  # pragma: no cover
+        media = "text/javascript" if name.endswith(".js") else "text/css"
+        return FileResponse(HERE / "static" / name, media_type=media, headers={"Cache-Control": "no-cache"})
+
+    @router.websocket("/channels/webchat/ws")
+    async def socket(websocket: WebSocket, session_id: str = Query(default="")) -> None:
+        services = services_of_socket(websocket)
+        if not connector.verify(session_id):
+            await websocket.close(code=1008, reason="session_id must be 8-64 letters, digits, - or _")
+            return
+        await websocket.accept()
+        services.metrics.webchat_sockets.inc()
+        user_agent = websocket.headers.get("user-agent")
+        try:
+            async with AsyncExitStack() as stack:
+                forwarder: asyncio.Task[None] | None = None
+                conversation_id = await _conversation_of(services, session_id)
+
+                async def follow(conv_id: str) -> asyncio.Task[None]:
+                    subscription = await stack.enter_async_context(
+                        services.coordination.subscribe(f"conversation:{conv_id}")
+                    )
+                    return asyncio.create_task(_forward(websocket, subscription))
+
+                if conversation_id is not None:
+                    forwarder = await follow(conversation_id)
+                await _send_history(websocket, services, conversation_id)
+                try:
+                    while True:
+                        raw = await websocket.receive_text()
+                        frame = _parse_frame(raw)
+                        if isinstance(frame, str):
+                            await websocket.send_json({"type": "error", "reason": frame})
+                            continue
+                        if not await services.coordination.allow(
+                            f"webchat:{session_id}", MESSAGES_PER_MINUTE, 60
+                        ):
+                            await websocket.send_json(
+                                {"type": "error", "reason": "too many messages; please wait a moment"}
+                            )
+                            continue
+                        received = await services.pipeline.receive(connector.parse(session_id, frame, user_agent))
+                        if forwarder is None:
+                            # First message of a new citizen: the echo was published before we could listen.
+                            forwarder = await follow(received.conversation_id)
+                            await _send_history(websocket, services, received.conversation_id)
+                        elif received.duplicate:
+                            await _send_history(websocket, services, received.conversation_id)
+                        services.spawn(
+                            services.pipeline.process(received.conversation_id), name="webchat-turn"
+                        )
+                finally:
+                    if forwarder is not None:
+                        forwarder.cancel()
+                        with suppress(asyncio.CancelledError):
+                            await forwarder
+        except WebSocketDisconnect:
+            pass
+        finally:
+            services.metrics.webchat_sockets.dec()
+
+    return router
+
+
+def _parse_frame(raw: str) -> WebchatFrame | str:
+    try:
+        return WebchatFrame.model_validate(json.loads(raw))
+    except json.JSONDecodeError:
+        return "not JSON"
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+
+
+async def _send_history(websocket: WebSocket, services: Services, conversation_id: str | None) -> None:
+    messages: list[dict[str, Any]] = []
+    if conversation_id is not None:
+        messages = [
+            message_view(m)
+            for m in await services.pipeline.history(conversation_id)
+            if m.sender in VISIBLE_SENDERS
+        ]
+    await websocket.send_json({"type": "history", "messages": messages})
+
+
+async def _forward(websocket: WebSocket, subscription: Subscription) -> None:
+    while True:
+        event = await subscription.get(timeout=30)
+        if event is None:
+            continue
+        if event.get("type") == "message" and (event.get("message") or {}).get("from") not in VISIBLE_SENDERS:
+            continue
+        try:
+            await websocket.send_json(event)
+        except (WebSocketDisconnect, RuntimeError):
+            return

@@ -1,0 +1,1 @@
+"""The gateway: settings, the app factory, the pipeline, storage, coordination and workers."""

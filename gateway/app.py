@@ -1,0 +1,86 @@
+"""The app factory: builds the FastAPI app and everything it needs from settings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from channels.rest import RestConnector
+from channels.rest.routes import build_router as rest_router
+from channels.webchat import WebchatConnector
+from channels.webchat.routes import build_router as webchat_router
+from gateway import action_server, health
+from gateway.knowledge import build_actions, load_knowledge
+from gateway.logs import configure_logging
+from gateway.metrics import build_metrics
+from gateway.services import build_services
+from gateway.settings import Settings
+from gateway.workers import retry_waiting_turns
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    metrics = build_metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await build_services(settings, metrics)
+        app.state.services = services
+        services.knowledge = await load_knowledge(settings, services)
+        services.actions = build_actions(services)
+        services.spawn(retry_waiting_turns(services), name="retry-waiting-turns")
+        log.info(
+            "gateway.started", url=settings.base_url, database=settings.effective_database_url.split("://")[0],
+            coordination="redis" if settings.redis_url else "in-process", rasa=settings.rasa_url,
+        )
+        try:
+            yield
+        finally:
+            await services.close()
+            log.info("gateway.stopped")
+
+    app = FastAPI(
+        title="Binjiang citizen-service gateway",
+        version="0.1.0",
+        description="Channels, the Rasa dialogue engine, the knowledge base, handoff and work orders.",
+        lifespan=lifespan,
+    )
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.http_requests.labels(path, request.method, str(response.status_code)).inc()
+        metrics.http_request_seconds.labels(path).observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A clear reason for each bad field, never the request body echoed back (it may hold personal data).
+        problems = [
+            {"field": ".".join(str(p) for p in err.get("loc", ())), "problem": err.get("msg", "invalid")}
+            for err in exc.errors()
+        ]
+        return JSONResponse({"detail": "invalid request", "problems": problems}, status_code=422)
+
+    app.include_router(health.router)
+    app.include_router(action_server.router)
+    if settings.rest_channel_enabled:
+        app.include_router(rest_router(RestConnector(settings.rest_channel_token)))
+    if settings.webchat_enabled:
+        app.include_router(webchat_router(WebchatConnector()))
+    from gateway.knowledge import router as knowledge_router
+
+    app.include_router(knowledge_router)
+    return app

@@ -1,0 +1,459 @@
+"""The pipeline every inbound message goes through: dedupe → contact & conversation → per-conversation order → route.
+
+`receive` stores the message durably (and is all a fast-acking webhook waits for); `process` runs the conversation's
+waiting turns one at a time, oldest first, under the conversation's lock, so two quick messages are answered in
+order and a message that arrived while Rasa was down is answered when it is back. Nothing the citizen wrote is lost:
+a turn is marked done only in the transaction that stores its replies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.client import BotTurn, BotUnavailable, RasaClient
+from channels.base import InboundMessage, OutboundMessage
+from gateway.coordination import Coordination
+from gateway.language import LanguageTagger
+from gateway.metrics import Metrics
+from gateway.storage import ChannelIdentity, Contact, Conversation, Database, Message
+
+log = structlog.get_logger(__name__)
+
+DEDUPE_TTL_SECONDS = 7 * 24 * 3600
+WAITING_STATES = ("received", "deferred")
+
+FALLBACK_TEXT = {
+    "zh": "抱歉，系统暂时有点忙，您的留言我们已经记下，稍后会回复您，必要时会有工作人员跟进。",
+    "en": "Sorry, we're having trouble right now. Your message is saved and we will reply shortly; "
+    "a person will follow up if needed.",
+}
+
+# Conversation statuses in which the bot speaks; in the others a person has (or will have) the conversation.
+BOT_STATUSES = ("bot", "resolved")
+
+
+@dataclass
+class Received:
+    message_id: int
+    conversation_id: str
+    contact_id: str
+    duplicate: bool
+
+
+@dataclass
+class TurnOutcome:
+    message_id: int
+    conversation_id: str
+    duplicate: bool
+    status: str
+    replies: list[Message] = field(default_factory=list)
+
+
+def message_view(message: Message) -> dict[str, Any]:
+    """A message as pages and sockets show it (the web chat's Msg shape)."""
+    payload = message.payload or {}
+    sender = message.sender
+    return {
+        "id": str(message.id),
+        "from": sender,
+        "text": message.original_text if sender == "citizen" and message.original_text else message.text,
+        "buttons": payload.get("buttons"),
+        "image": payload.get("image"),
+        "attachments": payload.get("attachments"),
+        "client_id": payload.get("client_id"),
+        "created_at": _iso(message.created_at),
+    }
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:  # SQLite hands back naive datetimes; we store UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat()
+
+
+Deliverer = Callable[[Conversation, list[Message]], Awaitable[None]]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        db: Database,
+        coordination: Coordination,
+        bot: RasaClient,
+        language: LanguageTagger,
+        metrics: Metrics,
+    ) -> None:
+        self.db = db
+        self.coordination = coordination
+        self.bot = bot
+        self.language = language
+        self.metrics = metrics
+        # Channels that push replies themselves (SMS, Telegram …) register a deliverer; the rest read from storage.
+        self.deliverers: dict[str, Deliverer] = {}
+
+    # ---- receive: durable, deduplicated -------------------------------------------------------------------------
+
+    async def receive(self, inbound: InboundMessage) -> Received:
+        ext = inbound.external_message_id
+        dedupe_key = f"in:{inbound.channel}:{inbound.channel_account}:{ext}"
+        if ext and not await self.coordination.first_seen(dedupe_key, DEDUPE_TTL_SECONDS):
+            existing = await self._find_inbound(inbound)
+            if existing is not None:  # the fast path only saves work; the database is the truth
+                return self._duplicate(inbound, existing)
+        identity_lock = f"identity:{inbound.channel}:{inbound.channel_account}:{inbound.external_user_id}"
+        # One identity's messages are stored one at a time: ids then follow arrival order, and a new citizen's
+        # two first messages do not open two conversations.
+        async with self.coordination.lock(identity_lock, hold_seconds=30, wait_seconds=30):
+            async with self.db.sessions() as session:
+                identity = await self._identity(session, inbound)
+                try:
+                    async with session.begin():
+                        conversation = await self._open_conversation(session, identity)
+                        message = self._inbound_row(inbound, conversation)
+                        session.add(message)
+                        await session.flush()
+                except IntegrityError:
+                    existing = await self._find_inbound(inbound)
+                    if existing is None:
+                        raise
+                    return self._duplicate(inbound, existing)
+        self.metrics.inbound_messages.labels(inbound.channel).inc()
+        log.info(
+            "message.received", conversation_id=conversation.id, message_id=message.id, channel=inbound.channel,
+            language=message.language,
+        )
+        await self.coordination.publish(
+            f"conversation:{conversation.id}", {"type": "message", "message": message_view(message)}
+        )
+        await self.coordination.publish(
+            "inbox", {"type": "activity", "conversation_id": conversation.id, "status": conversation.status}
+        )
+        return Received(message.id, conversation.id, identity.contact_id, duplicate=False)
+
+    def _duplicate(self, inbound: InboundMessage, existing: Message) -> Received:
+        self.metrics.duplicates.labels(inbound.channel).inc()
+        log.info("message.duplicate", conversation_id=existing.conversation_id, message_id=existing.id)
+        contact_id = str((existing.payload or {}).get("contact_id", ""))
+        return Received(existing.id, existing.conversation_id, contact_id, duplicate=True)
+
+    async def _find_inbound(self, inbound: InboundMessage) -> Message | None:
+        async with self.db.sessions() as session:
+            result = await session.execute(
+                select(Message).where(
+                    Message.channel == inbound.channel,
+                    Message.channel_account == inbound.channel_account,
+                    Message.direction == "in",
+                    Message.external_id == inbound.external_message_id,
+                )
+            )
+            return result.scalar_one_or_none()
+
+    async def _identity(self, session: AsyncSession, inbound: InboundMessage) -> ChannelIdentity:
+        query = select(ChannelIdentity).where(
+            ChannelIdentity.channel == inbound.channel,
+            ChannelIdentity.channel_account == inbound.channel_account,
+            ChannelIdentity.external_user_id == inbound.external_user_id,
+        )
+        try:
+            async with session.begin():
+                identity = (await session.execute(query)).scalar_one_or_none()
+                if identity is None:
+                    contact = Contact(display_name=inbound.metadata.get("display_name"))
+                    session.add(contact)
+                    await session.flush()
+                    identity = ChannelIdentity(
+                        contact_id=contact.id,
+                        channel=inbound.channel,
+                        channel_account=inbound.channel_account,
+                        external_user_id=inbound.external_user_id,
+                    )
+                    session.add(identity)
+                    await session.flush()
+        except IntegrityError:  # another worker created it first
+            async with session.begin():
+                identity = (await session.execute(query)).scalar_one()
+        return identity
+
+    async def _open_conversation(self, session: AsyncSession, identity: ChannelIdentity) -> Conversation:
+        result = await session.execute(
+            select(Conversation)
+            .where(Conversation.identity_id == identity.id)
+            .order_by(Conversation.last_activity_at.desc())
+            .limit(1)
+        )
+        conversation = result.scalar_one_or_none()
+        now = datetime.now(UTC)
+        if conversation is None:
+            conversation = Conversation(
+                contact_id=identity.contact_id, identity_id=identity.id, channel=identity.channel,
+                created_at=now, last_activity_at=now,
+            )
+            session.add(conversation)
+            await session.flush()
+        elif conversation.status == "resolved":
+            conversation.status = "bot"  # a new message after resolution goes back to the bot
+        conversation.last_activity_at = now
+        return conversation
+
+    def _inbound_row(self, inbound: InboundMessage, conversation: Conversation) -> Message:
+        language = self.language.detect(inbound.text, default=conversation.language or "zh")  # type: ignore[arg-type]
+        conversation.language = language
+        payload: dict[str, Any] = {"contact_id": conversation.contact_id}
+        if inbound.reply_payload:
+            payload["reply_payload"] = inbound.reply_payload
+        if inbound.attachments:
+            payload["attachments"] = [
+                {"kind": a.kind, "url": a.url, "ref": a.ref, "mime": a.mime, "name": a.name}
+                for a in inbound.attachments
+            ]
+        if inbound.location:
+            loc = inbound.location
+            payload["location"] = {"latitude": loc.latitude, "longitude": loc.longitude, "label": loc.label}
+        if inbound.metadata.get("client_id"):
+            payload["client_id"] = inbound.metadata["client_id"]
+        extra = {k: v for k, v in inbound.metadata.items() if k not in ("client_id", "display_name")}
+        if extra:
+            payload["metadata"] = extra
+        if inbound.raw is not None:
+            payload["raw"] = inbound.raw
+        return Message(
+            conversation_id=conversation.id,
+            direction="in",
+            sender="citizen",
+            channel=inbound.channel,
+            channel_account=inbound.channel_account,
+            external_id=inbound.external_message_id,
+            text=self.language.to_simplified(inbound.text),
+            original_text=inbound.text,
+            language=language,
+            payload=payload,
+            turn_state="received",
+            created_at=inbound.timestamp if inbound.timestamp.tzinfo else inbound.timestamp.replace(tzinfo=UTC),
+        )
+
+    # ---- process: one conversation's waiting turns, in order ----------------------------------------------------
+
+    async def process(self, conversation_id: str) -> None:
+        """Run every waiting turn of the conversation, oldest first. Safe to call from anywhere, any number of times."""
+        with structlog.contextvars.bound_contextvars(conversation_id=conversation_id):
+            async with self.coordination.lock(f"conversation:{conversation_id}"):
+                while True:
+                    async with self.db.sessions() as session:
+                        message = (
+                            await session.execute(
+                                select(Message)
+                                .where(
+                                    Message.conversation_id == conversation_id,
+                                    Message.direction == "in",
+                                    Message.turn_state.in_(WAITING_STATES),
+                                )
+                                .order_by(Message.id)
+                                .limit(1)
+                            )
+                        ).scalar_one_or_none()
+                        conversation = await session.get(Conversation, conversation_id)
+                    if message is None or conversation is None:
+                        return
+                    if not await self._turn(conversation, message):
+                        return  # Rasa unreachable: later turns wait behind this one, in order
+
+    async def _turn(self, conversation: Conversation, message: Message) -> bool:
+        if conversation.status not in BOT_STATUSES:
+            # A person has the conversation: the bot stays quiet; the message is already in the inbox.
+            await self._finish(message, [], None)
+            return True
+        topic = f"conversation:{conversation.id}"
+        await self.coordination.publish(topic, {"type": "typing", "on": True})
+        payload = message.payload or {}
+        text = payload.get("reply_payload") or message.text or ""
+        metadata = {
+            "language": message.language,
+            "channel": message.channel,
+            "contact_id": conversation.contact_id,
+            "conversation_id": conversation.id,
+            "original_text": message.original_text,
+            "attachments": payload.get("attachments") or [],
+            "location": payload.get("location"),
+        }
+        started = time.perf_counter()
+        try:
+            turn = await self.bot.turn(conversation.id, text, metadata)
+        except BotUnavailable as exc:
+            self.metrics.bot_failures.inc()
+            log.warning("bot.unavailable", message_id=message.id, error=str(exc))
+            await self._defer(conversation, message)
+            await self.coordination.publish(topic, {"type": "typing", "on": False})
+            return False
+        finally:
+            self.metrics.bot_turn_seconds.observe(time.perf_counter() - started)
+        replies = await self._finish(message, turn.messages, turn)
+        await self.coordination.publish(topic, {"type": "typing", "on": False})
+        await self._deliver(conversation.id, replies)
+        return True
+
+    async def _finish(self, message: Message, bot_messages: list[dict[str, Any]], turn: BotTurn | None
+                      ) -> list[Message]:
+        """Store the replies and mark the turn done, in one transaction."""
+        async with self.db.sessions() as session, session.begin():
+            conversation = await session.get(Conversation, message.conversation_id)
+            assert conversation is not None
+            status_before = conversation.status
+            if turn is not None and turn.slots_set.get("handoff_requested"):
+                conversation.status = "pending"
+            meta = {
+                "intent": turn.intent if turn else None,
+                "confidence": turn.confidence if turn else None,
+                "kb_article_ids": turn.slots_set.get("kb_article_ids") if turn else None,
+                "work_order_id": turn.slots_set.get("work_order_id") if turn else None,
+                "conversation_status": conversation.status,
+            }
+            replies = [
+                self._outbound_row(conversation, message, OutboundMessage.from_payload(item), meta, "bot")
+                for item in bot_messages
+            ]
+            session.add_all(replies)
+            stored = await session.get(Message, message.id)
+            assert stored is not None
+            stored.turn_state = "done"
+            stored.payload = {**(stored.payload or {}), "meta": meta}
+            conversation.last_activity_at = datetime.now(UTC)
+            await session.flush()
+        if conversation.status != status_before:
+            log.info("conversation.status", status=conversation.status, previous=status_before)
+            await self.coordination.publish(
+                "inbox", {"type": "status", "conversation_id": conversation.id, "status": conversation.status}
+            )
+        return replies
+
+    def _outbound_row(self, conversation: Conversation, inbound: Message, out: OutboundMessage,
+                      meta: dict[str, Any], sender: str) -> Message:
+        payload = {k: v for k, v in out.to_payload().items() if v is not None}
+        payload["meta"] = meta
+        return Message(
+            conversation_id=conversation.id,
+            direction="out",
+            sender=sender,
+            channel=inbound.channel,
+            channel_account=inbound.channel_account,
+            reply_to_id=inbound.id,
+            text=out.text,
+            language=conversation.language,
+            payload=payload,
+            delivery_state="sent",
+        )
+
+    async def _defer(self, conversation: Conversation, message: Message) -> None:
+        """Keep the turn for later and, once per outage, tell the citizen politely."""
+        async with self.db.sessions() as session, session.begin():
+            already_told = (
+                await session.execute(
+                    select(func.count())
+                    .select_from(Message)
+                    .where(
+                        Message.conversation_id == conversation.id,
+                        Message.direction == "in",
+                        Message.turn_state == "deferred",
+                    )
+                )
+            ).scalar_one()
+            # This turn and every later one wait for the bot, in order.
+            await session.execute(
+                update(Message)
+                .where(
+                    Message.conversation_id == conversation.id,
+                    Message.direction == "in",
+                    Message.turn_state == "received",
+                )
+                .values(turn_state="deferred")
+            )
+            replies: list[Message] = []
+            if not already_told:
+                language = message.language if message.language in FALLBACK_TEXT else "zh"
+                meta = {
+                    "intent": None, "confidence": None, "kb_article_ids": None, "work_order_id": None,
+                    "conversation_status": conversation.status,
+                }
+                reply = self._outbound_row(
+                    conversation, message, OutboundMessage(text=FALLBACK_TEXT[language]), meta, "system"
+                )
+                session.add(reply)
+                replies.append(reply)
+            await session.flush()
+        await self._deliver(conversation.id, replies)
+
+    async def _deliver(self, conversation_id: str, replies: list[Message]) -> None:
+        if not replies:
+            return
+        for reply in replies:
+            self.metrics.outbound_messages.labels(reply.channel, reply.sender).inc()
+            await self.coordination.publish(
+                f"conversation:{conversation_id}", {"type": "message", "message": message_view(reply)}
+            )
+        deliverer = self.deliverers.get(replies[0].channel)
+        if deliverer is not None:
+            async with self.db.sessions() as session:
+                conversation = await session.get(Conversation, conversation_id)
+            if conversation is not None:
+                await deliverer(conversation, replies)
+
+    # ---- the synchronous path (REST channel) --------------------------------------------------------------------
+
+    async def handle(self, inbound: InboundMessage) -> TurnOutcome:
+        """Receive, process, and return this message's replies (for channels that answer in the response)."""
+        received = await self.receive(inbound)
+        await self.process(received.conversation_id)
+        async with self.db.sessions() as session:
+            replies = list(
+                (
+                    await session.execute(
+                        select(Message)
+                        .where(Message.reply_to_id == received.message_id, Message.direction == "out")
+                        .order_by(Message.id)
+                    )
+                ).scalars()
+            )
+            conversation = await session.get(Conversation, received.conversation_id)
+        status = conversation.status if conversation else "bot"
+        return TurnOutcome(received.message_id, received.conversation_id, received.duplicate, status, replies)
+
+    # ---- recovery -----------------------------------------------------------------------------------------------
+
+    async def waiting_conversations(self, older_than_seconds: float = 0.0) -> list[str]:
+        """Conversations with turns not yet answered (deferred, or left by a crash), oldest first."""
+        cutoff = datetime.now(UTC).timestamp() - older_than_seconds
+        async with self.db.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Message.conversation_id, Message.turn_state, Message.created_at)
+                    .where(Message.direction == "in", Message.turn_state.in_(WAITING_STATES))
+                    .order_by(Message.id)
+                )
+            ).all()
+        self.metrics.deferred_turns.set(sum(1 for r in rows if r.turn_state == "deferred"))
+        seen: dict[str, None] = {}
+        for conversation_id, state, created_at in rows:
+            created = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+            if state == "deferred" or created.timestamp() <= cutoff:
+                seen.setdefault(conversation_id, None)
+        return list(seen)
+
+    async def history(self, conversation_id: str, limit: int = 200) -> list[Message]:
+        async with self.db.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Message)
+                    .where(Message.conversation_id == conversation_id)
+                    .order_by(Message.id.desc())
+                    .limit(limit)
+                )
+            ).scalars()
+            return list(reversed(list(rows)))

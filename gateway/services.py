@@ -1,0 +1,81 @@
+"""Everything the app builds from its settings, in one place, passed down to routes and workers (no globals)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+from fastapi import Request, WebSocket
+from rasa_sdk.executor import ActionExecutor
+
+from bot.client import RasaClient
+from gateway.coordination import Coordination, build_coordination
+from gateway.language import LanguageTagger
+from gateway.metrics import Metrics, build_metrics
+from gateway.pipeline import Pipeline
+from gateway.settings import Settings
+from gateway.storage import Database
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    coordination: Coordination
+    http: httpx.AsyncClient
+    bot: RasaClient
+    language: LanguageTagger
+    metrics: Metrics
+    pipeline: Pipeline
+    actions: ActionExecutor | None = None
+    knowledge: Any = None  # gateway.knowledge.Knowledge once loaded
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run work in the background, keep a reference (so it is not collected) and log its failure."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("task.failed", task=name, error=repr(t.exception()))
+
+        task.add_done_callback(done)
+        return task
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.coordination.close()
+        await self.http.aclose()
+        await self.db.dispose()
+
+
+async def build_services(settings: Settings, metrics: Metrics | None = None) -> Services:
+    db = Database(settings.effective_database_url)
+    await db.migrate()
+    coordination = build_coordination(settings.redis_url, settings.redis_key_prefix)
+    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=100, max_keepalive_connections=20))
+    bot = RasaClient(settings.rasa_url, http, timeout_seconds=settings.rasa_timeout_seconds)
+    language = LanguageTagger()
+    metrics = metrics or build_metrics()
+    pipeline = Pipeline(db, coordination, bot, language, metrics)
+    return Services(settings, db, coordination, http, bot, language, metrics, pipeline)
+
+
+def services_of(request: Request) -> Services:
+    """FastAPI dependency: the app's services."""
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def services_of_socket(websocket: WebSocket) -> Services:
+    return websocket.app.state.services  # type: ignore[no-any-return]

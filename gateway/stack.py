@@ -1,0 +1,77 @@
+"""`make run`: train the bot if its data changed, start the Rasa server and the gateway, print where to go, and stop
+everything on Ctrl-C (or SIGTERM). Every setting comes from the environment; nothing prompts."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from bot import server
+from bot.training import ensure_model
+from gateway.logs import configure_logging
+from gateway.settings import PROJECT_ROOT, Settings
+
+log = structlog.get_logger("stack")
+
+
+def main() -> int:
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+    stopping = False
+
+    def shutdown(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, shutdown)
+    signal.signal(signal.SIGTERM, shutdown)
+    try:
+        if settings.rasa_managed:
+            model = ensure_model(PROJECT_ROOT, settings.rasa_models_dir, server.RASA_BIN)
+            rasa_port = int(settings.rasa_url.rsplit(":", 1)[1].split("/")[0])
+            rasa_log = settings.data_dir / "rasa.log"
+            action_url = f"http://127.0.0.1:{settings.gateway_port}/actions/webhook"
+            log.info("stack.rasa_starting", model=model.name, port=rasa_port, log=str(rasa_log))
+            processes.append(("rasa", server.start_rasa(model, rasa_port, action_url, rasa_log)))
+        gateway = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=PROJECT_ROOT, start_new_session=True)
+        processes.append(("gateway", gateway))
+        _announce(settings)
+        while not stopping:
+            for name, process in processes:
+                if process.poll() is not None:
+                    log.error("stack.process_exited", process=name, code=process.returncode)
+                    return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        for name, process in reversed(processes):
+            log.info("stack.stopping", process=name)
+            server.stop(process)
+
+
+def _announce(settings: Settings) -> None:
+    base = settings.base_url
+    lines = [
+        "",
+        "  Binjiang citizen-service gateway is starting (the bot needs ~40 s to load; /readyz says when).",
+        f"  Web chat:     {base}/",
+        f"  API docs:     {base}/docs",
+        f"  Health:       {base}/readyz    Metrics: {base}/metrics",
+        f"  Database:     {settings.effective_database_url.split('?')[0]}",
+        f"  Rasa log:     {Path(settings.data_dir) / 'rasa.log'}",
+        "  Stop with Ctrl-C.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

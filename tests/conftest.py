@@ -1,0 +1,169 @@
+"""Shared fixtures: real PostgreSQL and Redis on this machine, and a real stack (Rasa + gateway) per test session.
+
+The Rasa model is trained once and cached by a hash of the training data (models/<hash>.tar.gz), so only the first
+run after a data change pays for training.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_KB = ROOT.parent / "shared" / "kb" / "articles.jsonl"
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None, ok: tuple[int, ...] = (200,)
+              ) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} while waiting for {url}")
+        try:
+            response = httpx.get(url, timeout=2)
+            if response.status_code in ok:
+                return
+            last = f"{response.status_code} {response.text[:300]}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not ready after {timeout} s: {last}")
+
+
+# ---- PostgreSQL and Redis ----------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def temporary_postgres_database() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards; yields its async SQLAlchemy URL."""
+    import asyncpg
+
+    name = f"gw_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"postgresql+asyncpg://{base.split('://', 1)[1]}/{name}"
+    finally:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    async with temporary_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own in the real Redis; its keys are deleted afterwards."""
+    import redis.asyncio as aioredis
+
+    prefix = f"gwtest:{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+# ---- the real stack -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    base_url: str
+    rasa_url: str
+    data_dir: Path
+    gateway: subprocess.Popen[bytes]
+    rasa: subprocess.Popen[bytes]
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def rasa_model() -> Path:
+    from bot.server import RASA_BIN
+    from bot.training import ensure_model
+
+    return ensure_model(ROOT, ROOT / "models", RASA_BIN)
+
+
+def start_gateway(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway"], cwd=ROOT, env=env,
+        stdout=open(log_path, "ab"), stderr=subprocess.STDOUT, start_new_session=True,  # noqa: SIM115
+    )
+
+
+def gateway_env(port: int, rasa_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        GATEWAY_HOST="127.0.0.1",
+        GATEWAY_PORT=str(port),
+        DATA_DIR=str(data_dir),
+        DATABASE_URL="",
+        REDIS_URL="",
+        RASA_URL=rasa_url,
+        RASA_RETRY_SECONDS="1",
+        KB_PATH=str(SHARED_KB),
+        LOG_LEVEL="info",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack(rasa_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Rasa (trained on training_data/) and the gateway, as real processes on free ports."""
+    from bot import server
+
+    data_dir = tmp_path_factory.mktemp("stack")
+    gateway_port, rasa_port = free_port(), free_port()
+    base_url, rasa_url = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{rasa_port}"
+    rasa = server.start_rasa(rasa_model, rasa_port, f"{base_url}/actions/webhook", data_dir / "rasa.log")
+    env = gateway_env(gateway_port, rasa_url, data_dir)
+    gateway = start_gateway(env, data_dir / "gateway.log")
+    try:
+        wait_http(f"{base_url}/healthz", 120, gateway)
+        server.wait_until_ready(rasa_url, 240, rasa)
+        wait_http(f"{base_url}/readyz", 60, gateway)
+        yield Stack(base_url, rasa_url, data_dir, gateway, rasa, env)
+    except Exception:
+        for name in ("gateway.log", "rasa.log"):
+            path = data_dir / name
+            if path.exists():
+                sys.stderr.write(f"---- {name} (tail) ----\n{path.read_text(errors='replace')[-4000:]}\n")
+        raise
+    finally:
+        server.stop(gateway)
+        server.stop(rasa)
