@@ -64,7 +64,7 @@ lint: $(VENV)/.installed
 	@echo "==> ruff"
 	@$(VENV)/bin/ruff check .
 	@echo "==> mypy"
-	@$(VENV)/bin/mypy gateway channels bot kb_retrieval
+	@$(VENV)/bin/mypy gateway channels bot kb_retrieval bench
 
 test: install system-deps lint
 	@echo "==> pytest"

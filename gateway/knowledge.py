@@ -8,12 +8,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from bot.actions.ports import ArticleHit, KbAnswer
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from rasa_sdk.executor import ActionExecutor
 
 from bot.actions import build_executor
+from bot.actions.ports import ArticleHit, KbAnswer
 from gateway.services import Services, services_of
 
 if TYPE_CHECKING:

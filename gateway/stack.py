@@ -14,6 +14,7 @@ import structlog
 
 from bot import server
 from bot.training import ensure_model
+from gateway.launch import start_gateway
 from gateway.logs import configure_logging
 from gateway.settings import PROJECT_ROOT, Settings
 
@@ -41,8 +42,7 @@ def main() -> int:
             action_url = f"http://127.0.0.1:{settings.gateway_port}/actions/webhook"
             log.info("stack.rasa_starting", model=model.name, port=rasa_port, log=str(rasa_log))
             processes.append(("rasa", server.start_rasa(model, rasa_port, action_url, rasa_log)))
-        gateway = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=PROJECT_ROOT, start_new_session=True)
-        processes.append(("gateway", gateway))
+        processes.append(("gateway", start_gateway()))
         _announce(settings)
         while not stopping:
             for name, process in processes:

@@ -7,47 +7,25 @@ run after a data change pays for training.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+
+from gateway import launch
+from gateway.launch import free_port, start_gateway, wait_http
+
+__all__ = ["free_port", "gateway_env", "start_gateway", "wait_http"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_KB = ROOT.parent / "shared" / "kb" / "articles.jsonl"
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None, ok: tuple[int, ...] = (200,)
-              ) -> None:
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} while waiting for {url}")
-        try:
-            response = httpx.get(url, timeout=2)
-            if response.status_code in ok:
-                return
-            last = f"{response.status_code} {response.text[:300]}"
-        except httpx.HTTPError as exc:
-            last = repr(exc)
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not ready after {timeout} s: {last}")
 
 
 # ---- PostgreSQL and Redis ----------------------------------------------------------------------------------------
@@ -118,28 +96,10 @@ def rasa_model() -> Path:
     return ensure_model(ROOT, ROOT / "models", RASA_BIN)
 
 
-def start_gateway(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "gateway"], cwd=ROOT, env=env,
-        stdout=open(log_path, "ab"), stderr=subprocess.STDOUT, start_new_session=True,  # noqa: SIM115
-    )
-
-
 def gateway_env(port: int, rasa_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        GATEWAY_HOST="127.0.0.1",
-        GATEWAY_PORT=str(port),
-        DATA_DIR=str(data_dir),
-        DATABASE_URL="",
-        REDIS_URL="",
-        RASA_URL=rasa_url,
-        RASA_RETRY_SECONDS="1",
-        KB_PATH=str(SHARED_KB),
-        LOG_LEVEL="info",
-    )
-    env.update(extra)
-    return env
+    """A test gateway: the shared test KB, quick retries."""
+    settings = {"RASA_RETRY_SECONDS": "1", "KB_PATH": str(SHARED_KB), "LOG_LEVEL": "info", **extra}
+    return launch.gateway_env(port, rasa_url, data_dir, **settings)
 
 
 @pytest.fixture(scope="session")
