@@ -1,0 +1,113 @@
+"""`action_answer_kb`: answers a how-to question (intent ask_question) from the knowledge base."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import structlog
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from bot.actions.ports import ArticleHit, ArticleSearch, KbAnswer
+from bot.actions.slots import turn_language
+
+logger = structlog.get_logger(__name__)
+
+ANSWER_BODY_CHARS = 300
+SUGGESTIONS = 3
+REQUEST_HUMAN_PAYLOAD = "/request_human"
+
+# A sentence ends at Chinese 。！？ (no space needed) or at English . ! ? followed by whitespace or the end.
+_SENTENCE_END = re.compile(r"[。！？]|[.!?](?=\s|$)")
+
+_TEXT = {
+    "zh": {
+        "source": "(参考：{id})",
+        "not_sure": "抱歉，这个问题我不太确定怎么回答。您想问的是下面哪一个？也可以转人工。",
+        "not_sure_no_hits": "抱歉，这个问题我不太确定怎么回答。您可以换个说法，或者转人工。",
+        "unavailable": "抱歉，知识库暂时无法查询。您可以稍后再问，或者转人工。",
+        "person": "转人工",
+    },
+    "en": {
+        "source": "(Source: {id})",
+        "not_sure": "Sorry, I'm not sure about that one. Did you mean one of these? Or I can get you a person.",
+        "not_sure_no_hits": "Sorry, I'm not sure about that one. Try asking another way, or talk to a person.",
+        "unavailable": "Sorry, the knowledge base can't be searched right now. Try again later or talk to a person.",
+        "person": "Talk to a person",
+    },
+}
+
+
+def cut_on_sentence(text: str, limit: int = ANSWER_BODY_CHARS) -> str:
+    """`text` cut to at most about `limit` characters, at the last sentence end that fits.
+
+    Falls back to a hard cut with "…" when no sentence ends in the last two thirds of the window (one very long
+    sentence), so a reply never balloons on SMS.
+    """
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    ends = [m.end() for m in _SENTENCE_END.finditer(text[: limit + 1]) if m.end() <= limit]
+    if ends and ends[-1] >= limit // 3:
+        return text[: ends[-1]].rstrip()
+    return text[:limit].rstrip() + "…"
+
+
+def format_answer(hit: ArticleHit, lang: str) -> str:
+    """Title, then the body cut on a sentence boundary, then the article id the answer came from."""
+    parts = [hit.title(lang), cut_on_sentence(hit.body(lang)), _TEXT[lang]["source"].format(id=hit.id)]
+    return "\n".join(part for part in parts if part)
+
+
+def clarify_buttons(hits: list[ArticleHit], lang: str) -> list[dict[str, Any]]:
+    """Up to three closest article titles (payload: the title, asked again as a question) and a person."""
+    buttons: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for hit in hits:
+        title = hit.title(lang)
+        if not title or title in seen:
+            continue
+        seen.add(title)
+        buttons.append({"title": title, "payload": title})
+        if len(buttons) == SUGGESTIONS:
+            break
+    buttons.append({"title": _TEXT[lang]["person"], "payload": REQUEST_HUMAN_PAYLOAD})
+    return buttons
+
+
+class ActionAnswerKb(Action):
+    """Answers with the best article when the search finds one good enough; otherwise says it is not sure."""
+
+    def __init__(self, search: ArticleSearch) -> None:
+        self._search = search
+
+    def name(self) -> str:
+        return "action_answer_kb"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[dict[str, Any]]:
+        lang = turn_language(tracker)
+        query = str(tracker.latest_message.get("text") or "").strip()
+        try:
+            answer = await self._search.search(query, SUGGESTIONS, lang) if query else KbAnswer()
+        except Exception:
+            # Why: a failing search must not leave the citizen without a reply; offer a person instead.
+            logger.exception("kb.search_failed", sender_id=tracker.sender_id)
+            dispatcher.utter_message(
+                text=_TEXT[lang]["unavailable"],
+                buttons=[{"title": _TEXT[lang]["person"], "payload": REQUEST_HUMAN_PAYLOAD}],
+            )
+            return [SlotSet("kb_article_ids", [])]
+
+        if answer.answerable and answer.hits:
+            best = answer.hits[0]
+            dispatcher.utter_message(text=format_answer(best, lang))
+            logger.info("kb.answered", article_id=best.id, score=best.score, lang=lang)
+            return [SlotSet("kb_article_ids", [best.id])]
+
+        text_key = "not_sure" if answer.hits else "not_sure_no_hits"
+        dispatcher.utter_message(text=_TEXT[lang][text_key], buttons=clarify_buttons(answer.hits, lang))
+        logger.info("kb.not_sure", candidates=[hit.id for hit in answer.hits[:SUGGESTIONS]], lang=lang)
+        return [SlotSet("kb_article_ids", [])]

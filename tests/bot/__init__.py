@@ -1,0 +1,1 @@
+"""Tests of the Rasa project: training data, custom actions, the training helper."""

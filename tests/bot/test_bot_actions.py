@@ -1,0 +1,197 @@
+"""The custom actions with a fake knowledge-base search (rasa-sdk Tracker objects, no server)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.actions import build_executor
+from bot.actions.handoff import ActionRequestHuman
+from bot.actions.kb import ActionAnswerKb, cut_on_sentence
+from bot.actions.language import detect_language, language_of_message
+from bot.actions.ports import ArticleHit, KbAnswer
+from bot.actions.slots import ValidateSlotMappings
+from bot.actions.work_orders import ActionCheckWorkOrderStatus
+
+DOMAIN: dict[str, Any] = {
+    "slots": {
+        "language": {"type": "categorical", "values": ["zh", "en"], "mappings": [{"type": "custom"}]},
+        "kb_article_ids": {"type": "list", "mappings": [{"type": "custom"}]},
+        "work_order_id": {"type": "text", "mappings": [{"type": "custom"}]},
+        "handoff_requested": {"type": "bool", "mappings": [{"type": "custom"}]},
+    }
+}
+
+PERMIT = ArticleHit(
+    id="kb-demo-001",
+    title_zh="居住证办理",
+    title_en="Applying for a residence permit",
+    body_zh="持本市居住登记满半年的人员可以申请居住证。" * 20,
+    body_en="You can apply for a residence permit after six months of residence registration. " * 10,
+    department="public_security",
+    score=0.91,
+)
+BUS_CARD = ArticleHit(
+    "kb-demo-002", "滨江通挂失", "Reporting a lost Binjiang pass", "挂失。", "Report it.", "transport", 0.4
+)
+
+
+class FakeSearch:
+    """Returns a fixed answer and records what it was asked."""
+
+    def __init__(self, answer: KbAnswer) -> None:
+        self.answer = answer
+        self.calls: list[tuple[str, int, str | None]] = []
+
+    async def search(self, query: str, k: int, lang: str | None) -> KbAnswer:
+        self.calls.append((query, k, lang))
+        return self.answer
+
+
+class BrokenSearch:
+    async def search(self, query: str, k: int, lang: str | None) -> KbAnswer:
+        raise RuntimeError("index missing")
+
+
+def tracker(
+    text: str,
+    *,
+    slots: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    intent: str = "ask_question",
+    entities: list[dict[str, Any]] | None = None,
+) -> Tracker:
+    latest = {
+        "text": text,
+        "intent": {"name": intent, "confidence": 0.9},
+        "entities": entities or [],
+        "metadata": metadata or {},
+    }
+    return Tracker(
+        sender_id="contact-1",
+        slots={"language": None, "kb_article_ids": None, "work_order_id": None, "handoff_requested": None}
+        | (slots or {}),
+        latest_message=latest,
+        events=[{"event": "user", "text": text, "parse_data": latest, "metadata": metadata or {}}],
+        paused=False,
+        followup_action=None,
+        active_loop={},
+        latest_action_name="action_listen",
+    )
+
+
+def test_language_detection() -> None:
+    assert detect_language("居住证怎么办") == "zh"
+    assert detect_language("身分證掉了") == "zh"
+    assert detect_language("how do i get a 居住证") == "zh"
+    assert detect_language("how do i get a residence permit") == "en"
+    assert detect_language("12345") == "zh"
+    assert language_of_message({"text": "hello", "metadata": {"language": "zh-CN"}}) == "zh"
+    assert language_of_message({"text": "你好", "metadata": {"language": "fr"}}) == "zh"
+    assert language_of_message({"text": "hello", "metadata": None}) == "en"
+
+
+async def test_validate_slot_mappings_takes_language_from_metadata() -> None:
+    action = ValidateSlotMappings()
+    events = await action.run(CollectingDispatcher(), tracker("你好", metadata={"language": "en"}), DOMAIN)
+    assert events == [{"event": "slot", "timestamp": None, "name": "language", "value": "en"}]
+
+
+async def test_validate_slot_mappings_detects_language_without_metadata() -> None:
+    action = ValidateSlotMappings()
+    zh = await action.run(CollectingDispatcher(), tracker("居住证怎么办", slots={"language": "en"}), DOMAIN)
+    assert [(e["name"], e["value"]) for e in zh] == [("language", "zh")]
+    unchanged = await action.run(CollectingDispatcher(), tracker("hello", slots={"language": "en"}), DOMAIN)
+    assert unchanged == []
+
+
+async def test_answer_kb_answers_with_the_best_article_in_the_slot_language() -> None:
+    search = FakeSearch(KbAnswer(hits=[PERMIT, BUS_CARD], answerable=True))
+    dispatcher = CollectingDispatcher()
+    events = await ActionAnswerKb(search).run(
+        dispatcher, tracker("how do i get a residence permit", slots={"language": "en"}), DOMAIN
+    )
+    assert search.calls == [("how do i get a residence permit", 3, "en")]
+    assert events == [{"event": "slot", "timestamp": None, "name": "kb_article_ids", "value": ["kb-demo-001"]}]
+    [message] = dispatcher.messages
+    title, body, source = message["text"].split("\n")
+    assert title == "Applying for a residence permit"
+    assert body.endswith(".") and len(body) <= 300
+    assert source == "(Source: kb-demo-001)"
+
+
+async def test_answer_kb_in_chinese_cuts_on_a_chinese_sentence_end() -> None:
+    dispatcher = CollectingDispatcher()
+    await ActionAnswerKb(FakeSearch(KbAnswer([PERMIT], True))).run(
+        dispatcher, tracker("居住证怎么办理", slots={"language": "zh"}), DOMAIN
+    )
+    title, body, source = dispatcher.messages[0]["text"].split("\n")
+    assert title == "居住证办理"
+    assert body.endswith("。") and len(body) <= 300
+    assert source == "(参考：kb-demo-001)"
+
+
+async def test_answer_kb_not_answerable_offers_closest_titles_and_a_person() -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ActionAnswerKb(FakeSearch(KbAnswer([PERMIT, BUS_CARD, PERMIT], False))).run(
+        dispatcher, tracker("我家猫丢了", slots={"language": "zh"}), DOMAIN
+    )
+    assert events == [{"event": "slot", "timestamp": None, "name": "kb_article_ids", "value": []}]
+    [message] = dispatcher.messages
+    assert "不太确定" in message["text"]
+    assert [b["payload"] for b in message["buttons"]] == ["居住证办理", "滨江通挂失", "/request_human"]
+
+
+async def test_answer_kb_survives_a_failing_search() -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ActionAnswerKb(BrokenSearch()).run(dispatcher, tracker("hello?", slots={"language": "en"}), DOMAIN)
+    assert events[0]["value"] == []
+    assert dispatcher.messages[0]["buttons"][-1]["payload"] == "/request_human"
+
+
+def test_cut_on_sentence() -> None:
+    assert cut_on_sentence("短。") == "短。"
+    assert cut_on_sentence("一" * 400).endswith("…")
+    assert cut_on_sentence("Dr. Smith works here. " * 30).endswith(".")
+    assert len(cut_on_sentence("第一句。" * 100)) <= 300
+
+
+async def test_request_human_sets_handoff() -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ActionRequestHuman().run(dispatcher, tracker("talk to a human", slots={"language": "en"}), DOMAIN)
+    assert events == [{"event": "slot", "timestamp": None, "name": "handoff_requested", "value": True}]
+    assert "person" in dispatcher.messages[0]["text"]
+
+
+async def test_check_work_order_status_records_the_number_or_asks_for_it() -> None:
+    dispatcher = CollectingDispatcher()
+    entity = {"entity": "work_order_number", "value": "BJ-20261123-0007", "start": 17, "end": 33}
+    events = await ActionCheckWorkOrderStatus().run(
+        dispatcher, tracker("what happened to BJ-20261123-0007", slots={"language": "en"}, entities=[entity]), DOMAIN
+    )
+    assert events == [{"event": "slot", "timestamp": None, "name": "work_order_id", "value": "BJ-20261123-0007"}]
+    assert "BJ-20261123-0007" in dispatcher.messages[0]["text"]
+
+    dispatcher = CollectingDispatcher()
+    assert await ActionCheckWorkOrderStatus().run(dispatcher, tracker("查一下我最近的工单"), DOMAIN) == []
+    assert dispatcher.messages[0]["response"] == "utter_ask_work_order_number"
+
+
+async def test_executor_runs_registered_actions_with_their_dependencies() -> None:
+    executor = build_executor(FakeSearch(KbAnswer([PERMIT], True)))
+    assert {"action_validate_slot_mappings", "action_answer_kb", "action_request_human",
+            "action_check_work_order_status"} <= set(executor.actions)  # fmt: skip
+    result = await executor.run(
+        {
+            "next_action": "action_answer_kb",
+            "sender_id": "contact-1",
+            "tracker": tracker("居住证怎么办理", slots={"language": "zh"}).current_state(),
+            "domain": DOMAIN,
+            "version": "3.6.21",
+        }
+    )
+    assert result is not None
+    assert result.events[0]["value"] == ["kb-demo-001"]
+    assert "(参考：kb-demo-001)" in result.responses[0]["text"]
