@@ -15,7 +15,7 @@ SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 class WebchatFrame(BaseModel):
     type: Literal["message"]
-    text: str = Field(min_length=1, max_length=4000)
+    text: str = Field(min_length=1, max_length=4000)  # the widget caps at 2,000
     payload: str | None = Field(default=None, max_length=1000)
     client_id: str | None = Field(default=None, max_length=64)
 

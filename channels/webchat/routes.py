@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,14 +86,18 @@ def build_router(connector: WebchatConnector) -> APIRouter:
                     while True:
                         raw = await websocket.receive_text()
                         frame = _parse_frame(raw)
-                        if isinstance(frame, str):
-                            await websocket.send_json({"type": "error", "reason": frame})
+                        if isinstance(frame, FrameError):
+                            await websocket.send_json(
+                                {"type": "error", "reason": frame.code, "detail": frame.detail,
+                                 "client_id": frame.client_id}
+                            )
                             continue
                         if not await services.coordination.allow(
                             f"webchat:{session_id}", MESSAGES_PER_MINUTE, 60
                         ):
                             await websocket.send_json(
-                                {"type": "error", "reason": "too many messages; please wait a moment"}
+                                {"type": "error", "reason": "rate_limited", "detail": "too many messages",
+                                 "client_id": frame.client_id}
                             )
                             continue
                         received = await services.pipeline.receive(connector.parse(session_id, frame, user_agent))
@@ -118,14 +123,33 @@ def build_router(connector: WebchatConnector) -> APIRouter:
     return router
 
 
-def _parse_frame(raw: str) -> WebchatFrame | str:
+@dataclass(frozen=True)
+class FrameError:
+    code: str  # empty, too_long, unsupported, invalid: the widget words these politely in zh or en
+    detail: str
+    client_id: str | None = None
+
+
+def _parse_frame(raw: str) -> WebchatFrame | FrameError:
     try:
-        return WebchatFrame.model_validate(json.loads(raw))
+        data = json.loads(raw)
     except json.JSONDecodeError:
-        return "not JSON"
+        return FrameError("invalid", "not JSON")
+    client_id = data.get("client_id") if isinstance(data, dict) else None
+    client_id = client_id if isinstance(client_id, str) and len(client_id) <= 64 else None
+    if not isinstance(data, dict) or data.get("type") != "message":
+        return FrameError("unsupported", "only {type: message} frames are accepted", client_id)
+    if isinstance(data.get("text"), str) and not data["text"].strip():
+        return FrameError("empty", "text is blank", client_id)
+    try:
+        return WebchatFrame.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+        where = ".".join(str(p) for p in first["loc"])
+        code = {"string_too_short": "empty", "string_too_long": "too_long"}.get(first["type"], "invalid")
+        if code == "empty" and where != "text":
+            code = "invalid"
+        return FrameError(code, f"{where}: {first['msg']}", client_id)
 
 
 async def _send_history(websocket: WebSocket, services: Services, conversation_id: str | None) -> None:
