@@ -11,17 +11,19 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from bot.actions import build_executor
 from channels.rest import RestConnector
 from channels.rest.routes import build_router as rest_router
 from channels.webchat import WebchatConnector
 from channels.webchat.routes import build_router as webchat_router
 from gateway import action_server, health
-from gateway.knowledge import build_actions, load_knowledge
 from gateway.logs import configure_logging
 from gateway.metrics import build_metrics
 from gateway.services import build_services
 from gateway.settings import Settings
 from gateway.workers import retry_waiting_turns
+from kb_retrieval import api as kb_api
+from kb_retrieval.service import ActionSearch, KnowledgeService, KnowledgeSettings
 
 log = structlog.get_logger(__name__)
 
@@ -35,8 +37,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await build_services(settings, metrics)
         app.state.services = services
-        services.knowledge = await load_knowledge(settings, services)
-        services.actions = build_actions(services)
+        services.knowledge = KnowledgeService(
+            KnowledgeSettings(settings.kb_path, settings.data_dir / "kb_index", settings.kb_embedding_model or None),
+            services.db, services.coordination, metrics.kb_search_seconds.observe,
+        )
+        # The index builds in the background: the gateway answers (and /readyz reports "loading") meanwhile.
+        services.spawn(services.knowledge.load(), name="kb-load")
+        services.actions = build_executor(ActionSearch(services.knowledge))
+        services.spawn(services.knowledge.follow_other_workers(), name="kb-follow")
         services.spawn(retry_waiting_turns(services), name="retry-waiting-turns")
         log.info(
             "gateway.started", url=settings.base_url, database=settings.effective_database_url.split("://")[0],
@@ -80,7 +88,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(rest_router(RestConnector(settings.rest_channel_token)))
     if settings.webchat_enabled:
         app.include_router(webchat_router(WebchatConnector()))
-    from gateway.knowledge import router as knowledge_router
-
-    app.include_router(knowledge_router)
+    app.include_router(kb_api.router)
     return app

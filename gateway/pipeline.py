@@ -296,8 +296,8 @@ class Pipeline:
         finally:
             self.metrics.bot_turn_seconds.observe(time.perf_counter() - started)
         replies = await self._finish(message, turn.messages, turn)
-        await self.coordination.publish(topic, {"type": "typing", "on": False})
         await self._deliver(conversation.id, replies)
+        await self.coordination.publish(topic, {"type": "typing", "on": False})
         return True
 
     async def _finish(self, message: Message, bot_messages: list[dict[str, Any]], turn: BotTurn | None

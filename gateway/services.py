@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
@@ -19,6 +19,9 @@ from gateway.metrics import Metrics, build_metrics
 from gateway.pipeline import Pipeline
 from gateway.settings import Settings
 from gateway.storage import Database
+
+if TYPE_CHECKING:
+    from kb_retrieval.service import KnowledgeService
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +37,7 @@ class Services:
     metrics: Metrics
     pipeline: Pipeline
     actions: ActionExecutor | None = None
-    knowledge: Any = None  # gateway.knowledge.Knowledge once loaded
+    knowledge: KnowledgeService | None = None  # loaded in the app's start-up
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:

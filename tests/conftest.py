@@ -25,6 +25,7 @@ __all__ = ["free_port", "gateway_env", "start_gateway", "wait_http"]
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_KB = ROOT.parent / "shared" / "kb" / "articles.jsonl"
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_TOKEN = "test-admin-token"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -98,7 +99,9 @@ def rasa_model() -> Path:
 
 def gateway_env(port: int, rasa_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
     """A test gateway: the shared test KB, quick retries."""
-    settings = {"RASA_RETRY_SECONDS": "1", "KB_PATH": str(SHARED_KB), "LOG_LEVEL": "info", **extra}
+    settings = {
+        "RASA_RETRY_SECONDS": "1", "KB_PATH": str(SHARED_KB), "LOG_LEVEL": "info", "ADMIN_TOKEN": ADMIN_TOKEN, **extra
+    }
     return launch.gateway_env(port, rasa_url, data_dir, **settings)
 
 
@@ -114,9 +117,9 @@ def stack(rasa_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     env = gateway_env(gateway_port, rasa_url, data_dir)
     gateway = start_gateway(env, data_dir / "gateway.log")
     try:
-        wait_http(f"{base_url}/healthz", 120, gateway)
-        server.wait_until_ready(rasa_url, 240, rasa)
-        wait_http(f"{base_url}/readyz", 60, gateway)
+        wait_http(f"{base_url}/healthz", 60, gateway)
+        server.wait_until_ready(rasa_url, 300, rasa)
+        wait_http(f"{base_url}/readyz", 300, gateway)
         yield Stack(base_url, rasa_url, data_dir, gateway, rasa, env)
     except Exception:
         for name in ("gateway.log", "rasa.log"):

@@ -37,7 +37,7 @@ def test_rasa_down_then_back_and_a_crash_in_between(stack: Stack, tmp_path: Path
     gateway = start_gateway(env, tmp_path / "gateway.log")
     sender = f"outage-{uuid.uuid4().hex[:8]}"
     try:
-        wait_http(f"{base}/readyz", 120, gateway)
+        wait_http(f"{base}/readyz", 300, gateway)
         hello = httpx.post(f"{base}/channels/rest/webhook", json={"sender": sender, "message": "你好"}, timeout=30)
         assert hello.json()[0]["meta"]["intent"] == "greet"
 

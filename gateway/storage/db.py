@@ -46,7 +46,7 @@ class Database:
         def upgrade(connection: Connection) -> None:
             cfg = alembic_config(self.url)
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, "heads")  # each capability keeps its own branch of migrations
 
         async with self.engine.begin() as conn:
             await conn.run_sync(upgrade)
