@@ -1,0 +1,129 @@
+"""The calibrated "no good answer" decision: features of a ranking and a tiny logistic regression over them.
+
+The parameters come from data (`python -m kb_retrieval.calibrate`), not from hand-set thresholds, and live in
+`calibration.json` next to this module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+FEATURES: tuple[str, ...] = (
+    "dense_top",
+    "dense_gap",
+    "bm25_top_log",
+    "bm25_gap_rel",
+    "agree",
+    "fused_dense",
+    "coverage",
+    "top_coverage",
+)
+
+
+@dataclass(frozen=True)
+class RankingSignals:
+    """What a search saw, in a form the refusal model can use."""
+
+    dense_top: float
+    dense_second: float
+    bm25_top: float
+    bm25_second: float
+    agree: bool
+    fused_top_dense: float
+    coverage: float
+    top_coverage: float
+    n_tokens: int
+
+    def vector(self) -> np.ndarray:
+        return np.array(
+            [
+                self.dense_top,
+                self.dense_top - self.dense_second,
+                math.log1p(self.bm25_top),
+                (self.bm25_top - self.bm25_second) / self.bm25_top if self.bm25_top > 0 else 0.0,
+                1.0 if self.agree else 0.0,
+                self.fused_top_dense,
+                self.coverage,
+                self.top_coverage,
+            ],
+            dtype=np.float64,
+        )
+
+
+@dataclass(frozen=True)
+class Calibration:
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+    model_fingerprint: str = ""
+    note: str = ""
+
+    def probability(self, signals: RankingSignals) -> float:
+        x = (signals.vector() - np.asarray(self.mean)) / np.asarray(self.std)
+        z = float(x @ np.asarray(self.weights) + self.bias)
+        return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+
+    def answerable(self, signals: RankingSignals) -> bool:
+        return self.probability(signals) >= self.threshold
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Calibration:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(
+            features=tuple(data["features"]),
+            mean=tuple(data["mean"]),
+            std=tuple(data["std"]),
+            weights=tuple(data["weights"]),
+            bias=float(data["bias"]),
+            threshold=float(data["threshold"]),
+            model_fingerprint=data.get("model_fingerprint", ""),
+            note=data.get("note", ""),
+        )
+
+
+def fit_logistic(
+    x: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None = None,
+    l2: float = 1.0,
+    iters: int = 3000,
+    lr: float = 0.1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Class-balanced, optionally example-weighted L2 logistic regression by gradient descent.
+
+    Returns (mean, std, weights, bias) with the features standardised by mean/std.
+    """
+    mean = x.mean(axis=0)
+    std = x.std(axis=0)
+    std[std < 1e-9] = 1.0
+    xs = (x - mean) / std
+    n, d = xs.shape
+    sw = np.ones(n) if weights is None else weights.astype(np.float64)
+    pos = float((sw * (y == 1)).sum())
+    neg = float((sw * (y == 0)).sum())
+    # Why balanced: sample questions make positives far more numerous than out-of-scope examples.
+    sw = np.where(y == 1, sw * n / (2 * max(pos, 1e-9)), sw * n / (2 * max(neg, 1e-9)))
+    w = np.zeros(d)
+    b = 0.0
+    for _ in range(iters):
+        z = xs @ w + b
+        p = 1.0 / (1.0 + np.exp(-z))
+        g = sw * (p - y)
+        w -= lr * (xs.T @ g / n + l2 * w / n)
+        b -= lr * float(g.mean())
+    return mean, std, w, b
+
+
+def predict(x: np.ndarray, mean: np.ndarray, std: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-(((x - mean) / std) @ w + b))))

@@ -1,0 +1,50 @@
+"""Settings for the knowledge base index (built by the gateway from its settings, or from the environment)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_CALIBRATION = PACKAGE_DIR / "calibration.json"
+
+
+@dataclass(frozen=True)
+class KBConfig:
+    """How the KB index is built and searched.
+
+    model: KB_EMBEDDING_MODEL, a local path or a sentence-transformers model name; None = bundled m3e-small.
+    index_dir: where the index is saved and reloaded from (None = in memory only).
+    flat_max_passages: exact FAISS IndexFlatIP up to this many passages, HNSW above (measured in bench_kb.py).
+    fusion: "rrf" or "weighted" (see evaluate.py for the measurement that chose the default).
+    """
+
+    model: str | None = None
+    index_dir: Path | None = None
+    calibration_path: Path | None = DEFAULT_CALIBRATION
+    flat_max_passages: int = 20_000
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 64
+    hnsw_ef_search: int = 128
+    candidates: int = 200
+    fusion: str = "rrf"
+    rrf_k: float = 60.0
+    rrf_dense_weight: float = 1.0
+    dense_weight: float = 0.6
+    zh_chunk_chars: int = 120
+    en_chunk_words: int = 80
+    torch_threads: int = 2
+    user_words: tuple[str, ...] = field(default=("滨江通", "公积金", "居住证", "社保卡", "8路", "个税", "低保"))
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> KBConfig:
+        env: dict[str, object] = {}
+        if os.environ.get("KB_EMBEDDING_MODEL"):
+            env["model"] = os.environ["KB_EMBEDDING_MODEL"]
+        if os.environ.get("KB_INDEX_DIR"):
+            env["index_dir"] = Path(os.environ["KB_INDEX_DIR"])
+        if os.environ.get("KB_FUSION"):
+            env["fusion"] = os.environ["KB_FUSION"]
+        env.update(overrides)
+        return cls(**env)  # type: ignore[arg-type]

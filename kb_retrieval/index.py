@@ -1,0 +1,575 @@
+"""The knowledge base index: passages of articles, dense (FAISS) and lexical (BM25) search, hybrid ranking.
+
+Concurrency model: all searchable data lives in one immutable `_State`. Writers (upsert/remove) build a new state
+aside under a writer lock, reusing every array they can, and swap one reference; searches read the reference once
+and never lock. Only the changed article's passages are embedded on an upsert.
+
+Dense index: rows [0, n_base) sit in a base FAISS index (exact IndexFlatIP up to `flat_max_passages`, HNSW above);
+rows appended by upserts sit in a small exact delta index; replaced or removed rows are masked as dead. When the
+delta grows past a tenth of the base, the base is rebuilt from the live rows (compaction).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bm25s
+import faiss
+import numpy as np
+import structlog
+
+from kb_retrieval.answerable import Calibration, RankingSignals
+from kb_retrieval.articles import Article
+from kb_retrieval.config import KBConfig
+from kb_retrieval.embedding import Embedder
+from kb_retrieval.fusion import reciprocal_rank_fusion, weighted_sum
+from kb_retrieval.text import Tokenizer, chunk_body, detect_language, normalize
+
+log = structlog.get_logger(__name__)
+
+FORMAT_VERSION = 1
+METHODS = ("bm25", "dense", "hybrid")
+
+
+class StaleIndexError(RuntimeError):
+    """A saved index does not match the current articles, model or indexing parameters."""
+
+
+@dataclass(frozen=True)
+class Passage:
+    article_id: str
+    field: str  # title | body | tags | question
+    lang: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    article: Article
+    score: float
+    dense_score: float | None
+    bm25_score: float | None
+    passage: str  # the best-matching passage, useful for an answer snippet
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[Hit]
+    answerable: bool
+    took_ms: float
+    lang: str
+    confidence: float | None = None
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The full ranking of one query by one method (used by search, evaluation and calibration)."""
+
+    article_ids: list[str]
+    scores: list[float]
+    dense: dict[str, float]
+    bm25: dict[str, float]
+    best_passage: dict[str, str]
+    signals: RankingSignals
+    lang: str
+
+
+@dataclass(frozen=True)
+class _State:
+    articles: dict[str, Article]
+    passages: tuple[Passage, ...]
+    tokens: tuple[tuple[str, ...], ...]
+    row_article: np.ndarray  # int32, index into article_order
+    article_order: tuple[str, ...]
+    alive: np.ndarray  # bool per row
+    embeddings: np.ndarray  # float32 (n, d), L2-normalised
+    n_base: int
+    base_index: Any
+    delta_index: Any | None
+    bm25: Any | None
+    bm25_rows: np.ndarray  # BM25 doc → row
+    passage_row: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (article_id, text) → rows
+    article_tokens: dict[str, frozenset[str]] = field(default_factory=dict)  # live tokens of each article
+
+    @property
+    def n_alive(self) -> int:
+        return int(self.alive.sum())
+
+
+def article_passages(article: Article, config: KBConfig) -> list[Passage]:
+    """Passages of one article: titles, body chunks, tags and each sample question (all normalised)."""
+    out: list[Passage] = []
+    for lang in ("zh", "en"):
+        title = article.title_zh if lang == "zh" else article.title_en
+        if title.strip():
+            out.append(Passage(article.id, "title", lang, normalize(title)))
+    for lang in ("zh", "en"):
+        body = article.body_zh if lang == "zh" else article.body_en
+        for chunk in chunk_body(body, lang, config.zh_chunk_chars, config.en_chunk_words):
+            out.append(Passage(article.id, "body", lang, normalize(chunk)))
+    if article.tags:
+        out.append(Passage(article.id, "tags", "zh", normalize(" ".join(article.tags))))
+    for q in article.questions:
+        if q.strip():
+            out.append(Passage(article.id, "question", detect_language(q), normalize(q)))
+    return out
+
+
+def _article_hash(articles: Iterable[Article]) -> str:
+    h = hashlib.sha256()
+    for a in sorted(articles, key=lambda a: a.id):
+        h.update(json.dumps(a.to_dict(), ensure_ascii=False, sort_keys=True).encode())
+    return h.hexdigest()[:24]
+
+
+class KnowledgeBase:
+    """Hybrid search over KB articles. Build with `build_knowledge_base` (or `KnowledgeBase(...).rebuild(...)`)."""
+
+    def __init__(
+        self,
+        config: KBConfig,
+        embedder: Embedder,
+        calibration: Calibration | None = None,
+        tokenizer: Tokenizer | None = None,
+    ) -> None:
+        self.config = config
+        self.embedder = embedder
+        self.calibration = calibration
+        # Why injectable: loading jieba's dictionary takes ~1 s; tests and multi-KB processes share one.
+        self.tokenizer = tokenizer or Tokenizer(config.user_words)
+        self._write_lock = threading.Lock()
+        self._state: _State = self._make_state({}, [], [], np.zeros((0, embedder.dim), np.float32), [])
+
+    # ---------- building ----------
+
+    def _params_fingerprint(self) -> str:
+        c = self.config
+        raw = f"{FORMAT_VERSION}|{self.embedder.fingerprint}|{c.zh_chunk_chars}|{c.en_chunk_words}|{c.user_words}"
+        return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+    def fingerprint(self) -> str:
+        """Identifies articles + model + indexing parameters; a saved index with another fingerprint is stale."""
+        return f"{self._params_fingerprint()}-{_article_hash(self._state.articles.values())}"
+
+    def _new_base_index(self, vectors: np.ndarray) -> Any:
+        d = self.embedder.dim
+        if len(vectors) <= self.config.flat_max_passages:
+            index: Any = faiss.IndexFlatIP(d)
+        else:
+            index = faiss.IndexHNSWFlat(d, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = self.config.hnsw_ef_construction
+            index.hnsw.efSearch = max(self.config.hnsw_ef_search, self.config.candidates)
+        if len(vectors):
+            index.add(vectors)
+        return index
+
+    def _make_state(
+        self,
+        articles: dict[str, Article],
+        passages: Sequence[Passage],
+        tokens: Sequence[Sequence[str]],
+        embeddings: np.ndarray,
+        alive: Sequence[bool] | np.ndarray,
+        base_index: Any | None = None,
+        n_base: int | None = None,
+    ) -> _State:
+        order = tuple(dict.fromkeys([p.article_id for p in passages] + list(articles)))
+        pos = {a: i for i, a in enumerate(order)}
+        row_article = np.fromiter((pos[p.article_id] for p in passages), dtype=np.int32, count=len(passages))
+        alive_arr = np.asarray(alive, dtype=bool).reshape(-1)
+        if base_index is None:
+            n_base = len(passages)
+            base_index = self._new_base_index(embeddings)
+        assert n_base is not None
+        delta = None
+        if len(passages) > n_base:
+            delta = faiss.IndexFlatIP(self.embedder.dim)
+            delta.add(embeddings[n_base:])
+        bm25_rows = np.flatnonzero(alive_arr).astype(np.int64)
+        bm25 = None
+        docs = [list(tokens[int(r)]) or ["\u2205"] for r in bm25_rows]
+        if docs:
+            bm25 = bm25s.BM25()
+            bm25.index(docs, show_progress=False)
+        passage_row: dict[tuple[str, str], list[int]] = {}
+        article_tokens: dict[str, set[str]] = {}
+        for i, p in enumerate(passages):
+            passage_row.setdefault((p.article_id, p.text), []).append(i)
+            if alive_arr[i]:
+                article_tokens.setdefault(p.article_id, set()).update(tokens[i])
+        return _State(
+            articles=dict(articles),
+            passages=tuple(passages),
+            tokens=tuple(tuple(t) for t in tokens),
+            row_article=row_article,
+            article_order=order,
+            alive=alive_arr,
+            embeddings=embeddings,
+            n_base=n_base,
+            base_index=base_index,
+            delta_index=delta,
+            bm25=bm25,
+            bm25_rows=bm25_rows,
+            passage_row=passage_row,
+            article_tokens={a: frozenset(t) for a, t in article_tokens.items()},
+        )
+
+    def _embed(self, texts: list[str], cache: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
+        todo = [i for i, t in enumerate(texts) if cache is None or t not in cache]
+        if cache is not None:
+            for i, t in enumerate(texts):
+                if t in cache:
+                    out[i] = cache[t]
+        if todo:
+            out[todo] = self.embedder.encode([texts[i] for i in todo])
+        return out
+
+    def rebuild(self, articles: Iterable[Article], vector_cache: dict[str, np.ndarray] | None = None) -> None:
+        """Index these articles from scratch (reusing cached passage vectors by text when given)."""
+        t0 = time.perf_counter()
+        arts = {a.id: a for a in articles}
+        passages = [p for a in arts.values() if a.published for p in article_passages(a, self.config)]
+        tokens = [self.tokenizer.tokenize(p.text) for p in passages]
+        emb = self._embed([p.text for p in passages], vector_cache)
+        state = self._make_state(arts, passages, tokens, emb, [True] * len(passages))
+        with self._write_lock:
+            self._state = state
+        ms = round(1000 * (time.perf_counter() - t0))
+        log.info("kb.index_built", articles=len(arts), passages=len(passages), ms=ms)
+
+    # ---------- editing ----------
+
+    def upsert(self, article: Article) -> None:
+        """Add or replace one article (unpublished = not searchable); visible to searches when this returns."""
+        passages = article_passages(article, self.config) if article.published else []
+        tokens = [self.tokenizer.tokenize(p.text) for p in passages]
+        emb = self._embed([p.text for p in passages])
+        with self._write_lock:
+            self._state = self._apply(self._state, article.id, article, passages, tokens, emb)
+
+    def remove(self, article_id: str) -> bool:
+        """Remove an article; returns False if it was not there."""
+        with self._write_lock:
+            if article_id not in self._state.articles:
+                return False
+            self._state = self._apply(self._state, article_id, None, [], [], np.zeros((0, self.embedder.dim)))
+            return True
+
+    def _apply(
+        self,
+        st: _State,
+        article_id: str,
+        article: Article | None,
+        passages: list[Passage],
+        tokens: list[list[str]],
+        emb: np.ndarray,
+    ) -> _State:
+        articles = dict(st.articles)
+        if article is None:
+            articles.pop(article_id, None)
+        else:
+            articles[article_id] = article
+        alive = st.alive.copy()
+        if article_id in st.article_order:
+            alive[st.row_article == st.article_order.index(article_id)] = False
+        all_passages = list(st.passages) + passages
+        all_tokens = [list(t) for t in st.tokens] + tokens
+        embeddings = np.vstack([st.embeddings, emb.astype(np.float32)]) if len(emb) else st.embeddings
+        alive_all = np.concatenate([alive, np.ones(len(passages), dtype=bool)])
+        n_delta = len(all_passages) - st.n_base
+        dead = int((~alive_all).sum())
+        if n_delta > max(64, st.n_base // 10) or dead > max(256, len(all_passages) // 4):
+            keep = np.flatnonzero(alive_all)
+            return self._make_state(
+                articles,
+                [all_passages[i] for i in keep],
+                [all_tokens[i] for i in keep],
+                np.ascontiguousarray(embeddings[keep]),
+                [True] * len(keep),
+            )
+        return self._make_state(
+            articles, all_passages, all_tokens, embeddings, alive_all, base_index=st.base_index, n_base=st.n_base
+        )
+
+    # ---------- reading ----------
+
+    def articles(self) -> list[Article]:
+        return list(self._state.articles.values())
+
+    def get(self, article_id: str) -> Article | None:
+        return self._state.articles.get(article_id)
+
+    def _dense_rows(self, st: _State, qv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(st.passages)
+        if n == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        dead_base = st.n_base - int(st.alive[: st.n_base].sum())
+        k_base = min(st.n_base, self.config.candidates + dead_base)
+        rows_l: list[np.ndarray] = []
+        scores_l: list[np.ndarray] = []
+        if k_base > 0:
+            s, i = st.base_index.search(qv[None, :], k_base)
+            rows_l.append(i[0])
+            scores_l.append(s[0])
+        if st.delta_index is not None:
+            s, i = st.delta_index.search(qv[None, :], n - st.n_base)
+            rows_l.append(i[0] + st.n_base)
+            scores_l.append(s[0])
+        rows = np.concatenate(rows_l)
+        scores = np.concatenate(scores_l)
+        ok = rows >= 0
+        rows, scores = rows[ok], scores[ok]
+        ok = st.alive[rows]
+        return rows[ok], scores[ok]
+
+    def _bm25_rows(self, st: _State, tokens: list[str]) -> tuple[np.ndarray, np.ndarray, float]:
+        if st.bm25 is None or not tokens:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0
+        vocab = st.bm25.vocab_dict
+        known = [t for t in tokens if t in vocab]
+        coverage = len(known) / len(tokens)
+        if not known:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32), coverage
+        scores = st.bm25.get_scores(known)
+        k = min(len(scores), self.config.candidates * 4)
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        top = top[scores[top] > 0]
+        return st.bm25_rows[top], scores[top], coverage
+
+    @staticmethod
+    def _aggregate(
+        st: _State, rows: np.ndarray, scores: np.ndarray, allowed: np.ndarray | None
+    ) -> tuple[dict[int, float], dict[int, int]]:
+        """Max passage score per article → ({article index: score}, {article index: best row})."""
+        if len(rows) == 0:
+            return {}, {}
+        arts = st.row_article[rows]
+        if allowed is not None:
+            ok = allowed[arts]
+            rows, scores, arts = rows[ok], scores[ok], arts[ok]
+        order = np.argsort(-scores, kind="stable")
+        arts_sorted = arts[order]
+        uniq, first = np.unique(arts_sorted, return_index=True)
+        best = order[first]
+        return (
+            {int(a): float(scores[b]) for a, b in zip(uniq, best, strict=True)},
+            {int(a): int(rows[b]) for a, b in zip(uniq, best, strict=True)},
+        )
+
+    def rank(
+        self,
+        query: str,
+        method: str = "hybrid",
+        lang: str | None = None,
+        department: str | None = None,
+        exclude_passage: tuple[str, str] | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> Ranking:
+        """Rank all candidate articles for a query. exclude_passage=(article_id, text) hides one passage
+        (calibration uses it to score a sample question without its own copy in the index)."""
+        st = self._state
+        qn = normalize(query)
+        q_lang = lang or detect_language(qn)
+        tokens = self.tokenizer.tokenize(qn)
+        allowed: np.ndarray | None = None
+        if department is not None or lang is not None:
+            allowed = np.array(
+                [
+                    (art := st.articles.get(aid)) is not None
+                    and (department is None or art.department == department)
+                    and (lang is None or art.has_language(lang))
+                    for aid in st.article_order
+                ],
+                dtype=bool,
+            )
+        qv = query_vector if query_vector is not None else self.embedder.encode([qn])[0]
+        d_rows, d_scores = self._dense_rows(st, qv)
+        b_rows, b_scores, coverage = self._bm25_rows(st, tokens)
+        if exclude_passage is not None:
+            hidden = st.passage_row.get(exclude_passage, [])
+            if hidden:
+                keep = ~np.isin(d_rows, hidden)
+                d_rows, d_scores = d_rows[keep], d_scores[keep]
+                keep = ~np.isin(b_rows, hidden)
+                b_rows, b_scores = b_rows[keep], b_scores[keep]
+        dense, d_best = self._aggregate(st, d_rows, d_scores, allowed)
+        bm25, b_best = self._aggregate(st, b_rows, b_scores, allowed)
+        if method == "dense":
+            fused = dict(dense)
+        elif method == "bm25":
+            fused = dict(bm25)
+        elif self.config.fusion == "weighted":
+            fused = weighted_sum(dense, bm25, self.config.dense_weight)
+        else:
+            fused = reciprocal_rank_fusion(dense, bm25, self.config.rrf_k, self.config.rrf_dense_weight)
+        order = sorted(fused, key=lambda a: -fused[a])
+        d_sorted = sorted(dense.values(), reverse=True)
+        b_sorted = sorted(bm25.values(), reverse=True)
+        d_top = max(dense, key=lambda a: dense[a]) if dense else -1
+        b_top = max(bm25, key=lambda a: bm25[a]) if bm25 else -2
+        signals = RankingSignals(
+            dense_top=d_sorted[0] if d_sorted else 0.0,
+            dense_second=d_sorted[1] if len(d_sorted) > 1 else 0.0,
+            bm25_top=b_sorted[0] if b_sorted else 0.0,
+            bm25_second=b_sorted[1] if len(b_sorted) > 1 else 0.0,
+            agree=d_top == b_top,
+            fused_top_dense=dense.get(order[0], min(d_sorted, default=0.0)) if order else 0.0,
+            coverage=coverage,
+            top_coverage=(
+                sum(t in st.article_tokens.get(st.article_order[order[0]], ()) for t in tokens) / len(tokens)
+                if order and tokens
+                else 0.0
+            ),
+            n_tokens=len(tokens),
+        )
+        ids = [st.article_order[a] for a in order]
+        best_passage = {}
+        for a in order[:20]:
+            row = d_best.get(a, b_best.get(a))
+            if row is not None:
+                best_passage[st.article_order[a]] = st.passages[row].text
+        return Ranking(
+            article_ids=ids,
+            scores=[fused[a] for a in order],
+            dense={st.article_order[a]: s for a, s in dense.items()},
+            bm25={st.article_order[a]: s for a, s in bm25.items()},
+            best_passage=best_passage,
+            signals=signals,
+            lang=q_lang,
+        )
+
+    def search(
+        self, query: str, k: int = 5, lang: str | None = None, department: str | None = None
+    ) -> SearchResult:
+        """Best articles for a query and whether the best is good enough to answer with.
+
+        lang: the query's language when the caller knows it (else detected); it also restricts results to articles
+        that have text in that language. department: only articles of that department.
+        """
+        t0 = time.perf_counter()
+        st = self._state
+        if not query.strip() or not st.articles:
+            return SearchResult([], False, (time.perf_counter() - t0) * 1000, lang or "zh")
+        r = self.rank(query, "hybrid", lang=lang, department=department)
+        hits = [
+            Hit(
+                article=st.articles[aid],
+                score=r.scores[i],
+                dense_score=r.dense.get(aid),
+                bm25_score=r.bm25.get(aid),
+                passage=r.best_passage.get(aid, ""),
+            )
+            for i, aid in enumerate(r.article_ids[:k])
+            if aid in st.articles
+        ]
+        confidence = self.calibration.probability(r.signals) if self.calibration else None
+        answerable = bool(hits) and (confidence is None or confidence >= self.calibration.threshold)  # type: ignore[union-attr]
+        return SearchResult(hits, answerable, (time.perf_counter() - t0) * 1000, r.lang, confidence)
+
+    # ---------- persistence ----------
+
+    def save(self, directory: Path) -> None:
+        """Write the index (articles, passages, vectors, FAISS base index, fingerprint) to a directory."""
+        st = self._state
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / ".tmp"
+        tmp.mkdir(exist_ok=True)
+        with (tmp / "articles.jsonl").open("w", encoding="utf-8") as fh:
+            for a in st.articles.values():
+                fh.write(json.dumps(a.to_dict(), ensure_ascii=False) + "\n")
+        with (tmp / "passages.jsonl").open("w", encoding="utf-8") as fh:
+            for p, t in zip(st.passages, st.tokens, strict=True):
+                fh.write(json.dumps([p.article_id, p.field, p.lang, p.text, list(t)], ensure_ascii=False) + "\n")
+        np.save(tmp / "embeddings.npy", st.embeddings)
+        np.save(tmp / "alive.npy", st.alive)
+        faiss.write_index(st.base_index, str(tmp / "base.faiss"))
+        manifest = {
+            "format": FORMAT_VERSION,
+            "params": self._params_fingerprint(),
+            "articles": _article_hash(st.articles.values()),
+            "model": self.embedder.fingerprint,
+            "n_base": st.n_base,
+            "saved_at": time.time(),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        # Why manifest last: a reader that sees the new manifest also sees the files it describes.
+        for f in sorted(tmp.iterdir(), key=lambda f: f.name == "manifest.json"):
+            f.replace(directory / f.name)
+        tmp.rmdir()
+
+    def load(self, directory: Path, expected: Iterable[Article] | None = None) -> None:
+        """Load a saved index. Raises StaleIndexError if the model/parameters (or, when `expected` articles are
+        given, the articles) differ from what was saved, FileNotFoundError if there is none."""
+        manifest = json.loads((directory / "manifest.json").read_text())
+        if manifest.get("format") != FORMAT_VERSION or manifest.get("params") != self._params_fingerprint():
+            raise StaleIndexError("index built with another model or other indexing parameters")
+        if expected is not None and manifest.get("articles") != _article_hash(expected):
+            raise StaleIndexError("articles changed since the index was saved")
+        arts = [Article.from_dict(json.loads(line)) for line in (directory / "articles.jsonl").open(encoding="utf-8")]
+        passages: list[Passage] = []
+        tokens: list[list[str]] = []
+        for line in (directory / "passages.jsonl").open(encoding="utf-8"):
+            aid, fld, lang, text, toks = json.loads(line)
+            passages.append(Passage(aid, fld, lang, text))
+            tokens.append(toks)
+        emb = np.load(directory / "embeddings.npy")
+        alive = np.load(directory / "alive.npy")
+        base = faiss.read_index(str(directory / "base.faiss"))
+        if isinstance(base, faiss.IndexHNSW):
+            base.hnsw.efSearch = max(self.config.hnsw_ef_search, self.config.candidates)
+        state = self._make_state(
+            {a.id: a for a in arts}, passages, tokens, emb, alive, base_index=base, n_base=int(manifest["n_base"])
+        )
+        with self._write_lock:
+            self._state = state
+
+    def vector_cache(self) -> dict[str, np.ndarray]:
+        """Passage text → vector, to rebuild after edits without re-embedding unchanged passages."""
+        st = self._state
+        return {p.text: st.embeddings[i] for i, p in enumerate(st.passages)}
+
+
+def build_knowledge_base(
+    config: KBConfig,
+    articles: Sequence[Article],
+    embedder: Embedder | None = None,
+    calibration: Calibration | None = None,
+    tokenizer: Tokenizer | None = None,
+) -> KnowledgeBase:
+    """The factory: load the saved index from config.index_dir when it is current, else build (re-embedding only
+    passages whose text changed) and save it."""
+    from kb_retrieval.embedding import SentenceTransformerEmbedder, resolve_model
+
+    if embedder is None:
+        embedder = SentenceTransformerEmbedder(resolve_model(config.model), config.torch_threads)
+    if calibration is None and config.calibration_path is not None and config.calibration_path.exists():
+        calibration = Calibration.load(config.calibration_path)
+        if calibration.model_fingerprint and calibration.model_fingerprint != embedder.fingerprint:
+            log.warning("kb.calibration_model_mismatch", calibration=str(config.calibration_path))
+    kb = KnowledgeBase(config, embedder, calibration, tokenizer)
+    kb.tokenizer.warm_up()
+    cache: dict[str, np.ndarray] | None = None
+    if config.index_dir is not None and (config.index_dir / "manifest.json").exists():
+        try:
+            kb.load(config.index_dir, expected=articles)
+            log.info("kb.index_loaded", dir=str(config.index_dir), articles=len(articles))
+            return kb
+        except StaleIndexError as exc:
+            log.info("kb.index_stale", reason=str(exc))
+            try:
+                kb.load(config.index_dir)  # same model: reuse its vectors for unchanged passages
+                cache = kb.vector_cache()
+            except StaleIndexError:
+                cache = None
+    kb.rebuild(articles, cache)
+    if config.index_dir is not None:
+        kb.save(config.index_dir)
+    return kb
