@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["bench_rest", "bench_kb", "bench_work_orders"]
+BENCHMARKS = ["bench_rest", "bench_kb", "bench_channels", "bench_work_orders"]
 
 
 def main(argv: list[str]) -> int:

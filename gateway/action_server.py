@@ -30,6 +30,13 @@ async def run_action(request: Request, services: Services = Depends(services_of)
         return JSONResponse({"error": "body is not JSON"}, status_code=400)
     if not isinstance(call, dict) or "next_action" not in call:
         return JSONResponse({"error": "expected a Rasa action call with next_action"}, status_code=400)
+    # Rasa's sender id is our conversation id: every log line of the action carries it.
+    with structlog.contextvars.bound_contextvars(conversation_id=call.get("sender_id"), action=call["next_action"]):
+        return await _run(services, call)
+
+
+async def _run(services: Services, call: dict[str, Any]) -> JSONResponse:
+    assert services.actions is not None
     try:
         result = await services.actions.run(call)
     except ActionExecutionRejection as exc:

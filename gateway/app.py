@@ -14,11 +14,15 @@ from fastapi.responses import JSONResponse
 from bot.actions import build_executor
 from channels.rest import RestConnector
 from channels.rest.routes import build_router as rest_router
+from channels.sms.routes import build_router as sms_router
+from channels.telegram.routes import build_router as telegram_router
 from channels.webchat import WebchatConnector
 from channels.webchat.routes import build_router as webchat_router
+from crm_adapter.api import router as work_orders_router
 from gateway import action_server, health
 from gateway.logs import configure_logging
 from gateway.metrics import build_metrics
+from gateway.outbox import build_push_channels, start_delivery
 from gateway.services import build_services
 from gateway.settings import Settings
 from gateway.workers import retry_waiting_turns
@@ -32,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
     metrics = build_metrics()
+    push_channels = build_push_channels(settings)  # only channels whose settings are present
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,7 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.spawn(services.knowledge.load(), name="kb-load")
         services.actions = build_executor(ActionSearch(services.knowledge))
         services.spawn(services.knowledge.follow_other_workers(), name="kb-follow")
+        services.outbox = start_delivery(services, push_channels)
         services.spawn(retry_waiting_turns(services), name="retry-waiting-turns")
+        if services.work_orders is not None:
+            services.spawn(services.work_orders.run_background(), name="work-orders")
         log.info(
             "gateway.started", url=settings.base_url, database=settings.effective_database_url.split("://")[0],
             coordination="redis" if settings.redis_url else "in-process", rasa=settings.rasa_url,
@@ -88,5 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(rest_router(RestConnector(settings.rest_channel_token)))
     if settings.webchat_enabled:
         app.include_router(webchat_router(WebchatConnector()))
+    if push_channels.sms is not None:
+        app.include_router(sms_router(push_channels.sms))
+    if push_channels.telegram is not None:
+        app.include_router(telegram_router(push_channels.telegram))
     app.include_router(kb_api.router)
+    app.include_router(work_orders_router)
     return app

@@ -83,6 +83,18 @@ def _iso(moment: datetime) -> str:
 Deliverer = Callable[[Conversation, list[Message]], Awaitable[None]]
 
 
+@dataclass
+class Intercept:
+    """What a hook run before the bot decided: answer the turn itself (`replies`) or hand the bot other `text`."""
+
+    replies: list[OutboundMessage] | None = None
+    text: str | None = None
+
+
+# Run before the bot, under the conversation's lock (opt-out keywords, "2" → a button's payload, media, contacts).
+TurnHook = Callable[[Conversation, Message, str], Awaitable[Intercept | None]]
+
+
 class Pipeline:
     def __init__(
         self,
@@ -99,6 +111,9 @@ class Pipeline:
         self.metrics = metrics
         # Channels that push replies themselves (SMS, Telegram …) register a deliverer; the rest read from storage.
         self.deliverers: dict[str, Deliverer] = {}
+        # Channels whose replies the outbox sends: their outbound rows are stored "queued", not "sent".
+        self.queued_channels: set[str] = set()
+        self.turn_hooks: list[TurnHook] = []
 
     # ---- receive: durable, deduplicated -------------------------------------------------------------------------
 
@@ -267,14 +282,22 @@ class Pipeline:
                         return  # Rasa unreachable: later turns wait behind this one, in order
 
     async def _turn(self, conversation: Conversation, message: Message) -> bool:
+        text = (message.payload or {}).get("reply_payload") or message.text or ""
+        for hook in self.turn_hooks:
+            intercept = await hook(conversation, message, text)
+            if intercept is not None and intercept.replies is not None:
+                answered = await self._finish(message, [r.to_payload() for r in intercept.replies], None)
+                await self._deliver(conversation.id, answered)
+                return True
+            if intercept is not None and intercept.text is not None:
+                text = intercept.text
         if conversation.status not in BOT_STATUSES:
             # A person has the conversation: the bot stays quiet; the message is already in the inbox.
             await self._finish(message, [], None)
             return True
         topic = f"conversation:{conversation.id}"
         await self.coordination.publish(topic, {"type": "typing", "on": True})
-        payload = message.payload or {}
-        text = payload.get("reply_payload") or message.text or ""
+        payload = message.payload or {}  # hooks may have added to it (kept media)
         metadata = {
             "language": message.language,
             "channel": message.channel,
@@ -348,7 +371,7 @@ class Pipeline:
             text=out.text,
             language=conversation.language,
             payload=payload,
-            delivery_state="sent",
+            delivery_state="queued" if inbound.channel in self.queued_channels else "sent",
         )
 
     async def _defer(self, conversation: Conversation, message: Message) -> None:

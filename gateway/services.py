@@ -13,6 +13,7 @@ from fastapi import Request, WebSocket
 from rasa_sdk.executor import ActionExecutor
 
 from bot.client import RasaClient
+from crm_adapter.service import build_work_orders
 from gateway.coordination import Coordination, build_coordination
 from gateway.language import LanguageTagger
 from gateway.metrics import Metrics, build_metrics
@@ -21,6 +22,8 @@ from gateway.settings import Settings
 from gateway.storage import Database
 
 if TYPE_CHECKING:
+    from crm_adapter.service import WorkOrderService
+    from gateway.outbox import Outbox
     from kb_retrieval.service import KnowledgeService
 
 log = structlog.get_logger(__name__)
@@ -38,6 +41,8 @@ class Services:
     pipeline: Pipeline
     actions: ActionExecutor | None = None
     knowledge: KnowledgeService | None = None  # loaded in the app's start-up
+    work_orders: WorkOrderService | None = None
+    outbox: Outbox | None = None  # sends replies of pushing channels (SMS, Telegram); set in the app's start-up
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -58,6 +63,10 @@ class Services:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.outbox is not None:
+            await self.outbox.close()
+        if self.work_orders is not None:
+            await self.work_orders.close()
         await self.coordination.close()
         await self.http.aclose()
         await self.db.dispose()
@@ -72,7 +81,9 @@ async def build_services(settings: Settings, metrics: Metrics | None = None) -> 
     language = LanguageTagger()
     metrics = metrics or build_metrics()
     pipeline = Pipeline(db, coordination, bot, language, metrics)
-    return Services(settings, db, coordination, http, bot, language, metrics, pipeline)
+    services = Services(settings, db, coordination, http, bot, language, metrics, pipeline)
+    services.work_orders = await build_work_orders(settings, db, http=http)
+    return services
 
 
 def services_of(request: Request) -> Services:

@@ -51,11 +51,52 @@ class Settings(BaseSettings):
     admin_token: str = Field(
         "", description="Bearer token for staff APIs (KB editing, work orders) until agents log in; empty = disabled."
     )
+    crm_backend: str = Field(
+        "embedded", description="Where work orders live: embedded (our database) or rt (Request Tracker 5)."
+    )
+    crm_routing_path: Path = Field(
+        PROJECT_ROOT / "crm_adapter" / "routing.yml", description="Routing rules and the list of departments."
+    )
+    crm_sla_path: Path = Field(
+        PROJECT_ROOT / "crm_adapter" / "sla.yml",
+        description="Service commitments, office hours and holiday additions for the working-day clock.",
+    )
+    work_order_prefix: str = Field("BJ", description="City prefix of work-order numbers (BJ-20261123-0007).")
+    crm_sla_check_seconds: float = Field(60.0, description="How often due and overdue work orders are looked for.")
+    crm_duplicate_threshold: float = Field(
+        0.4, description="Text similarity from which a repeated report is linked to the open order."
+    )
+    rt_url: str = Field("", description="Request Tracker base URL (with CRM_BACKEND=rt).")
+    rt_token: str = Field("", description="Request Tracker auth token (Authorization: token ...).")
+    rt_queue_prefix: str = Field("", description="RT queue name = this prefix + the department code.")
+    rt_poll_seconds: float = Field(30.0, description="How often RT's transactions are polled for status changes.")
     rest_channel_enabled: bool = Field(True, description="Serve POST /channels/rest/webhook (trusted integrations).")
     rest_channel_token: str = Field(
         "", description="When set, the REST channel requires `Authorization: Bearer <token>`."
     )
     webchat_enabled: bool = Field(True, description="Serve the web chat page, widget and socket.")
+    # ---- delivery: SMS (Twilio), Telegram, the outbox, media --------------------------------------------------------
+    twilio_account_sid: str = Field("", description="Twilio account SID; the SMS channel is served when it is set.")
+    twilio_auth_token: str = Field("", description="Twilio auth token: checks webhook signatures, authenticates sends.")
+    twilio_from_number: str = Field("", description="The Twilio number (E.164) replies are sent from.")
+    twilio_api_base_url: str = Field(
+        "", description="Another address for Twilio's REST API (a staging or test stand-in); empty = Twilio's own."
+    )
+    telegram_bot_token: str = Field("", description="Telegram bot token; the Telegram channel is served when set.")
+    telegram_webhook_secret: str = Field(
+        "", description="Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (required with the bot token)."
+    )
+    telegram_api_base_url: str = Field(
+        "", description="Another Bot API server (a local one or a test stand-in); empty = api.telegram.org."
+    )
+    outbox_max_attempts: int = Field(6, ge=1, description="Tries per outbound message before it is marked failed.")
+    outbox_retry_base_seconds: float = Field(
+        2.0, gt=0, description="First retry delay of the outbox; doubled per try, with jitter."
+    )
+    outbox_retry_max_seconds: float = Field(300.0, gt=0, description="Longest delay between two tries of a send.")
+    media_max_bytes: int = Field(
+        10_000_000, gt=0, description="Largest attachment kept in DATA_DIR/media; larger ones are refused."
+    )
     log_level: str = Field("info", description="debug, info, warning or error.")
     log_json: bool = Field(False, description="Log JSON lines instead of console-friendly lines.")
 

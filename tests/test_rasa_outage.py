@@ -7,6 +7,7 @@ gateway sees when the engine stops or the network drops.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import time
@@ -32,6 +33,9 @@ def test_rasa_down_then_back_and_a_crash_in_between(stack: Stack, tmp_path: Path
     proxy = TcpProxy(rasa_port, free_port())
     proxy.start()
     port = free_port()
+    # Reuse the session gateway's saved KB index (same KB file): this gateway then starts in seconds.
+    if (stack.data_dir / "kb_index").exists():
+        shutil.copytree(stack.data_dir / "kb_index", tmp_path / "kb_index")
     env = gateway_env(port, f"http://127.0.0.1:{proxy.listen_port}", tmp_path, RASA_TIMEOUT_SECONDS="5")
     base = f"http://127.0.0.1:{port}"
     gateway = start_gateway(env, tmp_path / "gateway.log")
