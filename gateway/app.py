@@ -20,6 +20,7 @@ from channels.webchat import WebchatConnector
 from channels.webchat.routes import build_router as webchat_router
 from crm_adapter.api import router as work_orders_router
 from gateway import action_server, health
+from gateway.bot_ports import KbFeedbackPort, WorkOrderPort
 from gateway.logs import configure_logging
 from gateway.metrics import build_metrics
 from gateway.outbox import build_push_channels, start_delivery
@@ -48,7 +49,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         # The index builds in the background: the gateway answers (and /readyz reports "loading") meanwhile.
         services.spawn(services.knowledge.load(), name="kb-load")
-        services.actions = build_executor(ActionSearch(services.knowledge))
+        services.actions = build_executor(
+            ActionSearch(services.knowledge),
+            work_orders=WorkOrderPort(services.work_orders), feedback=KbFeedbackPort(services.knowledge),
+        )
         services.spawn(services.knowledge.follow_other_workers(), name="kb-follow")
         services.outbox = start_delivery(services, push_channels)
         services.spawn(retry_waiting_turns(services), name="retry-waiting-turns")

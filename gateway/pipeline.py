@@ -220,7 +220,10 @@ class Pipeline:
         return conversation
 
     def _inbound_row(self, inbound: InboundMessage, conversation: Conversation) -> Message:
-        language = self.language.detect(inbound.text, default=conversation.language or "zh")  # type: ignore[arg-type]
+        if inbound.reply_payload:
+            language = conversation.language or "zh"  # a pressed button says nothing about the citizen's language
+        else:
+            language = self.language.detect(inbound.text, default=conversation.language or "zh")  # type: ignore[arg-type]
         conversation.language = language
         payload: dict[str, Any] = {"contact_id": conversation.contact_id}
         if inbound.reply_payload:

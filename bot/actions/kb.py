@@ -11,6 +11,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from bot.actions.feedback import feedback_payload
 from bot.actions.ports import ArticleHit, ArticleSearch, KbAnswer
 from bot.actions.slots import turn_language
 
@@ -30,6 +31,8 @@ _TEXT = {
         "not_sure_no_hits": "抱歉，这个问题我不太确定怎么回答。您可以换个说法，或者转人工。",
         "unavailable": "抱歉，知识库暂时无法查询。您可以稍后再问，或者转人工。",
         "person": "转人工",
+        "helpful": "👍 有帮助",
+        "not_helpful": "👎 没帮助",
     },
     "en": {
         "source": "(Source: {id})",
@@ -37,6 +40,8 @@ _TEXT = {
         "not_sure_no_hits": "Sorry, I'm not sure about that one. Try asking another way, or talk to a person.",
         "unavailable": "Sorry, the knowledge base can't be searched right now. Try again later or talk to a person.",
         "person": "Talk to a person",
+        "helpful": "👍 Helpful",
+        "not_helpful": "👎 Not helpful",
     },
 }
 
@@ -60,6 +65,14 @@ def format_answer(hit: ArticleHit, lang: str) -> str:
     """Title, then the body cut on a sentence boundary, then the article id the answer came from."""
     parts = [hit.title(lang), cut_on_sentence(hit.body(lang)), _TEXT[lang]["source"].format(id=hit.id)]
     return "\n".join(part for part in parts if part)
+
+
+def feedback_buttons(article_id: str, lang: str) -> list[dict[str, Any]]:
+    """ "Was this helpful?" as two quick replies carrying the article id (intent kb_feedback)."""
+    return [
+        {"title": _TEXT[lang]["helpful"], "payload": feedback_payload(article_id, True)},
+        {"title": _TEXT[lang]["not_helpful"], "payload": feedback_payload(article_id, False)},
+    ]
 
 
 def clarify_buttons(hits: list[ArticleHit], lang: str) -> list[dict[str, Any]]:
@@ -103,7 +116,7 @@ class ActionAnswerKb(Action):
 
         if answer.answerable and answer.hits:
             best = answer.hits[0]
-            dispatcher.utter_message(text=format_answer(best, lang))
+            dispatcher.utter_message(text=format_answer(best, lang), buttons=feedback_buttons(best.id, lang))
             logger.info("kb.answered", article_id=best.id, score=best.score, lang=lang)
             return [SlotSet("kb_article_ids", [best.id])]
 

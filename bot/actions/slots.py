@@ -31,8 +31,13 @@ class ValidateSlotMappings(ValidationAction):
     async def extract_language(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        current = tracker.get_slot("language")
+        text = str((tracker.latest_message or {}).get("text") or "")
+        if text.startswith("/") and current in SUPPORTED_LANGUAGES:
+            # A button payload ("/affirm", "/kb_feedback{...}") is not written in any language: keep the current one.
+            return {}
         language = language_of_message(tracker.latest_message)
-        if tracker.get_slot("language") == language:
+        if current == language:
             return {}  # unchanged: no SlotSet, so the turn's slots_set stays meaningful
         return {"language": language}
 

@@ -165,18 +165,26 @@ async def test_request_human_sets_handoff() -> None:
     assert "person" in dispatcher.messages[0]["text"]
 
 
-async def test_check_work_order_status_records_the_number_or_asks_for_it() -> None:
+async def test_check_work_order_status_without_a_desk_says_so_and_records_the_number() -> None:
     dispatcher = CollectingDispatcher()
     entity = {"entity": "work_order_number", "value": "BJ-20261123-0007", "start": 17, "end": 33}
     events = await ActionCheckWorkOrderStatus().run(
         dispatcher, tracker("what happened to BJ-20261123-0007", slots={"language": "en"}, entities=[entity]), DOMAIN
     )
     assert events == [{"event": "slot", "timestamp": None, "name": "work_order_id", "value": "BJ-20261123-0007"}]
-    assert "BJ-20261123-0007" in dispatcher.messages[0]["text"]
+    assert "can't be looked up" in dispatcher.messages[0]["text"]
 
+
+async def test_answer_kb_offers_feedback_quick_replies() -> None:
     dispatcher = CollectingDispatcher()
-    assert await ActionCheckWorkOrderStatus().run(dispatcher, tracker("查一下我最近的工单"), DOMAIN) == []
-    assert dispatcher.messages[0]["response"] == "utter_ask_work_order_number"
+    await ActionAnswerKb(FakeSearch(KbAnswer([PERMIT], True))).run(
+        dispatcher, tracker("居住证怎么办理", slots={"language": "zh"}), DOMAIN
+    )
+    payloads = [b["payload"] for b in dispatcher.messages[0]["buttons"]]
+    assert payloads == [
+        '/kb_feedback{"helpful":true,"kb_article_id":"kb-demo-001"}',
+        '/kb_feedback{"helpful":false,"kb_article_id":"kb-demo-001"}',
+    ]
 
 
 async def test_executor_runs_registered_actions_with_their_dependencies() -> None:

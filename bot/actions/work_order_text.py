@@ -1,0 +1,191 @@
+"""Reading work-order fields out of what citizens type: phone numbers, a place in a report, corrections.
+
+Pure functions (no Rasa), so the form's behaviour on real phrasings is unit-tested directly. Places are found by
+patterns over the citizen's own words and kept exactly as written; no NLU entity is ever used for them (an entity
+extractor once overwrote a whole street address with a recognised place name).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+CATEGORIES = ("consultation", "complaint", "report", "suggestion", "praise")
+CATEGORY_OF_INTENT = {"report_problem": "report", "complain": "complaint"}
+
+# Chinese mobile numbers, and landlines with an area code (010-12345678, 0571 8765 4321).
+_MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+_LANDLINE = re.compile(r"(?<!\d)0\d{2,3}-?\d{7,8}(?!\d)")
+_PHONE_NOISE = re.compile(r"(?<=\d)[\s\-()（）]+(?=\d)")
+_COUNTRY_CODE = re.compile(r"(?:\+|00)86[\s-]?")
+
+
+def find_phone(text: str) -> str | None:
+    """The first valid phone number in `text`, normalised (mobile: 11 digits; landline: 0AAA-NNNNNNNN)."""
+    cleaned = _COUNTRY_CODE.sub("", text)
+    # Spaces and dashes inside a number ("138 1234 5678") are joined; a landline keeps one dash after its area code.
+    joined = _PHONE_NOISE.sub("", cleaned)
+    mobile = _MOBILE.search(joined)
+    if mobile:
+        return mobile.group(0)
+    for candidate in (cleaned, joined):
+        landline = _LANDLINE.search(candidate.replace(" ", "-"))
+        if landline:
+            digits = landline.group(0).replace("-", "")
+            area = 3 if digits[1] in "12" else 4  # 010, 02x: three-digit area codes; the rest four
+            return f"{digits[:area]}-{digits[area:]}"
+    return None
+
+
+def valid_phone(value: object) -> str | None:
+    """`value` as a normalised phone number when it is one, else None."""
+    return find_phone(value) if isinstance(value, str) else None
+
+
+# A Chinese street address: a name ending in 路/街/大道/巷/弄 (not 路灯, 路面, 路边 ...), optionally "和/与 another
+# street", "路口", a house number, and "小区/门口/附近" after it; or a named place (小区, 公园, 广场 ...).
+_ZH_STREET = r"[\u4e00-\u9fff]{1,10}?(?:大道|路|街|巷|弄)(?![灯面边上过况线由人])"
+_ZH_ADDRESS = re.compile(
+    rf"{_ZH_STREET}(?:[和与跟及]{_ZH_STREET})?"
+    r"(?:交叉口|十字路口|路口|口)?"
+    r"(?:\d+(?:-\d+)?号(?:院|楼)?)?"
+    r"(?:[\u4e00-\u9fff\d]{0,8}?(?:小区|门口|对面|旁边|附近|东侧|西侧|南侧|北侧))*"
+)
+_ZH_PLACE = re.compile(
+    r"[\u4e00-\u9fff]{2,8}?(?:小区|花园|公园|广场|市场|医院|中学|小学|学校|地铁站|公交站|车站|大桥|桥)"
+    r"(?:\d+(?:栋|幢|号楼|单元))*(?:门口|对面|旁边|附近)?"
+)
+_ZH_LEADING = re.compile(r"^(?:在|于|的|我家|我们|就在|位于|楼下|门口|家门口|附近)+")
+_ZH_GENERIC_STREETS = {"马路", "公路", "道路", "大路", "小路", "街道", "大街", "一条路", "这条路", "那条路", "路上"}
+
+_EN_SUFFIX = r"(?i:road|rd|street|st|avenue|ave|lane|ln|boulevard|blvd|bridge|square|park|plaza|way)\b\.?"
+_EN_STREET = rf"(?:\d+[A-Za-z]?\s+)?(?:[A-Z][a-z]+\s+){{1,3}}{_EN_SUFFIX}"
+_EN_ADDRESS = re.compile(rf"{_EN_STREET}(?:\s+(?:and|&)\s+{_EN_STREET})?")
+
+
+def find_location(text: str) -> str | None:
+    """A place named in a report ("解放路和人民路路口", "120 Jiefang Road"), exactly as written, or None."""
+    for pattern in (_ZH_ADDRESS, _ZH_PLACE):
+        for match in pattern.finditer(text):
+            place = _ZH_LEADING.sub("", match.group(0))
+            if len(place) >= 3 and place not in _ZH_GENERIC_STREETS:
+                return place
+    english = _EN_ADDRESS.search(text)
+    return english.group(0).rstrip(".") if english else None
+
+
+# Words that only say "I want to report / complain" without saying what happened.
+_ZH_FILLER = re.compile(
+    r"我要|我想|想要|要|帮我|请|麻烦|一下|一个|个|我|有|反映|举报|投诉|报修|报告|问题|事情|情况|情|事|下|点|建议|"
+    r"表扬|咨询|工单|提交|登记|市民|热线|[\s，。！？,.!?~～]"
+)
+_EN_FILLER = {
+    "i", "want", "to", "would", "like", "make", "a", "an", "the", "file", "report", "complaint", "complain",
+    "problem", "issue", "about", "something", "please", "can", "you", "help", "me", "with", "need", "submit",
+    "there", "is", "have", "got", "lodge", "raise", "my", "it", "this", "that", "some", "one",
+}  # fmt: skip
+
+
+def is_descriptive(text: str) -> bool:
+    """Whether the message says what happened (not only "我要投诉" / "I want to report a problem")."""
+    if re.search(r"[\u4e00-\u9fff]", text):
+        return len(_ZH_FILLER.sub("", text)) >= 4
+    words = re.findall(r"[A-Za-z0-9']+", text.lower())
+    return len([w for w in words if w not in _EN_FILLER]) >= 2
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The citizen changed one field: which (a slot name) and the new value, as typed."""
+
+    field: str
+    value: str
+
+
+_FIELD_WORDS = {
+    "location": ("地址", "地点", "位置", "事发地点", "地方", "address", "location", "place"),
+    "phone": ("电话号码", "手机号码", "联系电话", "手机号", "电话", "手机", "号码", "phone number", "phone", "number"),
+    "description": ("问题描述", "描述", "内容", "情况", "事情", "description", "details"),
+    "category": ("类别", "类型", "分类", "category", "type"),
+}
+_ZH_FIELD = "|".join(sorted((w for ws in _FIELD_WORDS.values() for w in ws if re.search("[一-鿿]", w)), key=len)[::-1])
+_ZH_CORRECTION = re.compile(
+    rf"(?P<field>{_ZH_FIELD})\s*(?:应该)?(?:改成|改为|换成|更正为|修改为|更改为|改一下[,，]?|应该是|其实是|是)\s*[:：]?\s*"
+    r"(?P<value>.+)"
+)
+_EN_FIELD = r"address|location|place|phone number|phone|number|description|details|category|type"
+_EN_CORRECTION = (
+    re.compile(
+        rf"\b(?:change|update|correct|set|make)\s+(?:the\s+|my\s+)?(?P<field>{_EN_FIELD})\s+(?:to|into)\s+"
+        r"(?P<value>.+)",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        rf"\b(?:the\s+|my\s+)?(?P<field>{_EN_FIELD})\s+(?:is actually|should be|is)\s+(?P<value>.+)", re.IGNORECASE
+    ),
+)
+_CATEGORY_WORDS = {
+    "complaint": ("投诉", "complaint", "complain"),
+    "report": ("报修", "反映", "举报", "报告", "report", "problem"),
+    "consultation": ("咨询", "consultation", "question"),
+    "suggestion": ("建议", "suggestion", "idea"),
+    "praise": ("表扬", "感谢", "praise", "compliment", "thanks"),
+}
+
+
+def _field_of(word: str) -> str:
+    word = word.lower()
+    return next(field for field, words in _FIELD_WORDS.items() if word in words)
+
+
+def find_correction(text: str) -> Correction | None:
+    """ "地址改成解放路100号" / "change the address to 120 Jiefang Road" -> Correction("location", ...)."""
+    text = text.strip()
+    matches = [_ZH_CORRECTION.search(text), *(pattern.search(text) for pattern in _EN_CORRECTION)]
+    match = next((m for m in matches if m), None)
+    if match is None:
+        return None
+    value = match.group("value").strip().strip("。.!！\"'“”")
+    if not value:
+        return None
+    return Correction(_field_of(match.group("field")), value)
+
+
+def category_from_words(text: str) -> str | None:
+    """The category a citizen named ("改成投诉", "make it a suggestion"), or None."""
+    lowered = text.lower()
+    for category, words in _CATEGORY_WORDS.items():
+        if any(word in lowered for word in words):
+            return category
+    return lowered if lowered in CATEGORIES else None
+
+
+_ZH_REPLACEMENT = re.compile(r"不是\s*(?P<old>[^，,\s]+?)\s*[，,\s]?\s*(?:而是|是|应该是)\s*(?P<new>.+)")
+_EN_REPLACEMENT = re.compile(
+    r"\bnot\s+(?P<old>.+?)\s*,?\s+(?:it is|it's|its|but|rather)\s+(?P<new>.+)", re.IGNORECASE
+)
+
+
+def find_replacement(text: str) -> tuple[str, str] | None:
+    """ "不是人民路 是解放路" / "not Renmin Road, it's Jiefang Road" -> ("人民路", "解放路")."""
+    for pattern in (_ZH_REPLACEMENT, _EN_REPLACEMENT):
+        match = pattern.search(text.strip())
+        if match:
+            old, new = match.group("old").strip(), match.group("new").strip().strip("。.!！")
+            if old and new:
+                return old, new
+    return None
+
+
+_CHANGE_WORDS = re.compile(r"改|换|错|更正|修改|不对|change|update|correct|wrong|edit|fix|typo", re.IGNORECASE)
+
+
+def field_to_change(text: str) -> str | None:
+    """The field a citizen wants to change without giving the new value ("地址写错了", "edit the location")."""
+    if not _CHANGE_WORDS.search(text):
+        return None
+    lowered = text.lower()
+    for field, words in _FIELD_WORDS.items():
+        if any(word in lowered for word in words):
+            return field
+    return None

@@ -1,0 +1,126 @@
+"""The bot's ports (bot/actions/ports.py) on top of the gateway's services: the work-order desk on
+crm_adapter's `WorkOrderService`, the answer-feedback store on the knowledge base's article store.
+
+The actions know nothing of crm_adapter or kb_retrieval; these adapters translate between the two vocabularies.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from bot.actions.ports import FiledWorkOrder, WorkOrderDraft, WorkOrderSummary
+from crm_adapter.backend import StepRecord, WorkOrderNotFound, WorkOrderRecord
+from crm_adapter.service import BOT, FileRequest, WorkOrderService
+from kb_retrieval.service import KnowledgeService
+
+log = structlog.get_logger(__name__)
+
+# Notes the bot adds itself (the contact phone, photos) are history, not progress: "the last step" skips them.
+CONTACT_NOTE_PREFIX = "[contact] "
+
+
+class WorkOrdersUnavailable(RuntimeError):
+    """The gateway runs without a work-order service."""
+
+
+class WorkOrderPort:
+    """Files and reads work orders for the bot through the work-order service (routing, deadlines, duplicates)."""
+
+    def __init__(self, service: WorkOrderService | None) -> None:
+        self._service = service
+
+    def _require(self) -> WorkOrderService:
+        if self._service is None:
+            raise WorkOrdersUnavailable("no work-order service is configured")
+        return self._service
+
+    def _tz(self, service: WorkOrderService) -> ZoneInfo:
+        return ZoneInfo(service.sla.calendar.config.timezone)
+
+    def _names(self, service: WorkOrderService, code: str) -> tuple[str, str]:
+        info = service.router.departments.get(code)
+        return (info.name_zh, info.name_en) if info else (code, code)
+
+    async def file(self, draft: WorkOrderDraft) -> FiledWorkOrder:
+        service = self._require()
+        result = await service.file(
+            FileRequest(
+                category=draft.category,
+                description=draft.description,
+                contact_id=draft.contact_id,
+                channel=draft.channel,
+                location=draft.location,
+                conversation_id=draft.conversation_id,
+                language=draft.language,
+                intent=draft.intent,
+            )
+        )
+        order = result.order
+        # Why a note: the service's FileRequest has no phone or attachment fields yet; a note keeps them on the
+        # order's history for the department without touching the description the duplicate check compares.
+        extras = [f"phone {draft.phone}"] if draft.phone else []
+        extras += [f"photo {ref}" for ref in draft.photos]
+        if extras and not result.duplicate:
+            await service.add_note(order.number, BOT, CONTACT_NOTE_PREFIX + "; ".join(extras))
+        zh, en = self._names(service, order.department)
+        return FiledWorkOrder(
+            number=order.number,
+            due_date=order.due_at.astimezone(self._tz(service)).date().isoformat(),
+            department=order.department,
+            department_name_zh=zh,
+            department_name_en=en,
+            duplicate=result.duplicate,
+        )
+
+    async def summary(self, number: str) -> WorkOrderSummary | None:
+        service = self._require()
+        try:
+            order = await service.get(number)
+        except WorkOrderNotFound:
+            return None
+        return self._summary(service, order)
+
+    async def latest_for_contact(self, contact_id: str) -> WorkOrderSummary | None:
+        service = self._require()
+        latest = await service.latest_for_contact(contact_id)
+        if latest is None:
+            return None
+        return self._summary(service, await service.get(latest.number))  # with its steps
+
+    def _summary(self, service: WorkOrderService, order: WorkOrderRecord) -> WorkOrderSummary:
+        tz = self._tz(service)
+        progress = [s for s in order.steps if not (s.note or "").startswith(CONTACT_NOTE_PREFIX)]
+        last: StepRecord | None = progress[-1] if progress else None
+        zh, en = self._names(service, order.department)
+        return WorkOrderSummary(
+            number=order.number,
+            contact_id=order.contact_id,
+            status=order.status,
+            department=order.department,
+            department_name_zh=zh,
+            department_name_en=en,
+            due_date=order.due_at.astimezone(tz).date().isoformat(),
+            last_step=last.action if last else None,
+            last_step_note=last.note if last else None,
+            last_step_at=_local_minute(last.created_at, tz) if last else None,
+        )
+
+
+def _local_minute(moment: datetime, tz: ZoneInfo) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+class KbFeedbackPort:
+    """Stores 👍/👎 on knowledge-base answers in the article store."""
+
+    def __init__(self, knowledge: KnowledgeService | None) -> None:
+        self._knowledge = knowledge
+
+    async def record(self, article_id: str, helpful: bool, conversation_id: str | None, query: str | None) -> None:
+        if self._knowledge is None:
+            log.warning("kb.feedback_dropped", article_id=article_id, reason="no knowledge service")
+            return
+        await self._knowledge.store.record_feedback(article_id, helpful, conversation_id, query)

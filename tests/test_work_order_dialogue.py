@@ -1,0 +1,129 @@
+"""The work-order form end to end: REST channel -> gateway -> real Rasa -> custom actions -> work-order service.
+
+A report with everything in one message, one with every field asked for, a correction, a cancel, the status query
+answered to the filer and refused to a stranger, and the 👍/👎 on a knowledge-base answer.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Stack
+
+pytestmark = pytest.mark.rasa
+NUMBER = re.compile(r"BJ-\d{8}-\d{4}")
+
+
+class Citizen:
+    """One sender on the REST channel (one contact, one conversation)."""
+
+    def __init__(self, stack: Stack, prefix: str = "wo") -> None:
+        self.stack = stack
+        self.sender = f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+    def say(self, text: str) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+        response = httpx.post(
+            f"{self.stack.base_url}/channels/rest/webhook", json={"sender": self.sender, "message": text}, timeout=30
+        )
+        assert response.status_code == 200, response.text
+        items = response.json()
+        assert items, f"no reply to {text!r}"
+        reply = "\n".join(item.get("text") or "" for item in items)
+        return reply, items[-1]["meta"], items
+
+
+def file_report(citizen: Citizen) -> str:
+    """Everything in one message; only the phone is asked; "是" files it. Returns the order number."""
+    reply, meta, _ = citizen.say("解放路和人民路路口的路灯坏了三天了")
+    assert meta["intent"] == "report_problem"
+    assert "联系电话" in reply and "位置" not in reply and "描述" not in reply, reply
+    reply, _, items = citizen.say("13812345678")
+    assert "解放路和人民路路口" in reply and "13812345678" in reply and "路灯坏了三天了" in reply, reply
+    assert any(b.get("payload") == "/affirm" for item in items for b in item.get("buttons") or [])
+    reply, meta, _ = citizen.say("是")
+    number = meta["work_order_id"]  # a repeat of an open order answers with that order's number
+    assert number and NUMBER.fullmatch(number), meta
+    assert number in reply and re.search(r"\d{4}-\d{2}-\d{2}", reply), reply
+    return str(number)
+
+
+def test_report_with_everything_in_one_message(stack: Stack) -> None:
+    file_report(Citizen(stack))
+
+
+def test_every_field_is_asked_for(stack: Stack) -> None:
+    citizen = Citizen(stack)
+    reply, meta, _ = citizen.say("I want to report a problem")
+    assert meta["intent"] in ("report_problem", "complain"), meta
+    assert "what happened" in reply.lower(), reply
+    reply, _, _ = citizen.say("the street light has been flickering all week")
+    assert "where" in reply.lower(), reply
+    place = "outside the bakery at 120 Jiefang Road, north side"
+    reply, _, _ = citizen.say(place)
+    assert "phone" in reply.lower(), reply
+    reply, _, _ = citizen.say("12345")
+    assert "doesn't look right" in reply, reply
+    reply, _, _ = citizen.say("139 1234 5678")
+    assert place in reply, "the address is kept whole"
+    assert "13912345678" in reply
+    reply, meta, _ = citizen.say("yes")
+    assert meta["work_order_id"] and NUMBER.fullmatch(meta["work_order_id"]), (reply, meta)
+    assert meta["work_order_id"] in reply
+
+
+def test_a_field_is_corrected_before_filing(stack: Stack) -> None:
+    citizen = Citizen(stack)
+    citizen.say("江南路120号门口有个大坑")
+    reply, _, _ = citizen.say("13812345678")
+    assert "江南路120号" in reply, reply
+    reply, meta, _ = citizen.say("地址改成江南路122号")
+    assert "地点：江南路122号" in reply and "地点：江南路120号" not in reply, reply
+    assert meta["work_order_id"] is None, "nothing filed before the citizen says yes"
+    reply, _, _ = citizen.say("电话改成13900001111")
+    assert "13900001111" in reply, reply
+    reply, meta, _ = citizen.say("是")
+    assert meta["work_order_id"] and NUMBER.fullmatch(meta["work_order_id"]), (reply, meta)
+
+
+def test_cancel_files_nothing(stack: Stack) -> None:
+    citizen = Citizen(stack)
+    reply, meta, _ = citizen.say("我要投诉")
+    assert meta["intent"] == "complain"
+    assert "描述" in reply, reply
+    reply, meta, _ = citizen.say("算了")
+    assert "已取消" in reply and meta["work_order_id"] is None, reply
+    # The form is gone: the next message is a new conversation turn, not an answer to the form.
+    reply, meta, _ = citizen.say("你好")
+    assert meta["intent"] == "greet"
+
+
+def test_status_is_answered_to_the_filer_and_refused_to_a_stranger(stack: Stack) -> None:
+    filer = Citizen(stack)
+    number = file_report(filer)
+    reply, meta, _ = filer.say(f"{number}处理得怎么样了")
+    assert meta["intent"] == "check_work_order_status"
+    assert meta["work_order_id"] == number
+    assert "承办部门" in reply and "最近进展" in reply, reply
+    reply, meta, _ = filer.say("查一下我最近的工单")
+    assert meta["work_order_id"] == number and number in reply, reply
+    # The same thing reported again the same day is linked to the open order, not filed twice.
+    assert file_report(filer) == number
+
+    reply, meta, _ = Citizen(stack, "stranger").say(f"{number}处理得怎么样了")
+    assert meta["work_order_id"] is None
+    assert "没有找到您名下的工单" in reply and "承办部门" not in reply and "解放路" not in reply, reply
+
+
+def test_kb_answer_feedback_is_thanked(stack: Stack) -> None:
+    citizen = Citizen(stack)
+    _, meta, items = citizen.say("居住证第一次怎么申请")
+    assert meta["kb_article_ids"], meta
+    payloads = [b["payload"] for item in items for b in item.get("buttons") or []]
+    vote = next(p for p in payloads if p.startswith("/kb_feedback") and '"helpful":true' in p)
+    reply, meta, _ = citizen.say(vote)
+    assert meta["intent"] == "kb_feedback" and "谢谢" in reply, reply
