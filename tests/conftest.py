@@ -11,7 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import pytest
 
 from gateway import launch
 from gateway.launch import free_port, start_gateway, wait_http
+from gateway.storage import Database
 
 __all__ = ["free_port", "gateway_env", "start_gateway", "wait_http"]
 
@@ -58,6 +59,21 @@ async def temporary_postgres_database() -> AsyncIterator[str]:
 async def postgres_url() -> AsyncIterator[str]:
     async with temporary_postgres_database() as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated database for one test: a SQLite file, and a fresh PostgreSQL database (the same tests run on both)."""
+    async with AsyncExitStack() as stack:
+        if request.param == "postgres":
+            url = await stack.enter_async_context(temporary_postgres_database())
+        else:
+            url = f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}"
+        db = Database(url)
+        await db.migrate()
+        await db.migrate()  # idempotent
+        yield db
+        await db.dispose()
 
 
 @pytest.fixture

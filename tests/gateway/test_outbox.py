@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select, update
 
 from channels.base import Capabilities, DeliveryResult, InboundMessage, OutboundMessage
@@ -22,7 +18,6 @@ from gateway.metrics import build_metrics
 from gateway.outbox import Outbox, OutboxRow, RetryPolicy, opt_keyword
 from gateway.pipeline import Pipeline
 from gateway.storage import Database, Message
-from tests.conftest import temporary_postgres_database
 
 
 class RecordingConnector:
@@ -62,19 +57,6 @@ class Bot:
 
     async def is_ready(self) -> bool:
         return True
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    async with AsyncExitStack() as stack:
-        if request.param == "postgres":
-            url = await stack.enter_async_context(temporary_postgres_database())
-        else:
-            url = f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}"
-        db = Database(url)
-        await db.migrate()
-        yield db
-        await db.dispose()
 
 
 def make(db: Database, connector: RecordingConnector, **policy: Any) -> tuple[Pipeline, Outbox]:

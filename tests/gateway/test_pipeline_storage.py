@@ -7,9 +7,6 @@ everything else (database, migrations, coordination) is real.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +19,6 @@ from gateway.language import LanguageTagger
 from gateway.metrics import build_metrics
 from gateway.pipeline import Pipeline
 from gateway.storage import Contact, Conversation, Database, Message
-from tests.conftest import temporary_postgres_database
 
 
 class RecordingBot:
@@ -43,20 +39,6 @@ class RecordingBot:
 
     async def is_ready(self) -> bool:
         return not self.down
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    async with AsyncExitStack() as stack:
-        if request.param == "postgres":
-            url = await stack.enter_async_context(temporary_postgres_database())
-        else:
-            url = f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}"
-        db = Database(url)
-        await db.migrate()
-        await db.migrate()  # idempotent
-        yield db
-        await db.dispose()
 
 
 @pytest.fixture
