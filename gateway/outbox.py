@@ -364,6 +364,8 @@ class Outbox:
                 update(OutboxRow)
                 .where(
                     OutboxRow.id == row.id,
+                    # The row as we read it: another worker that tried it since (even one that re-queued it) wins.
+                    OutboxRow.attempts == row.attempts,
                     (OutboxRow.state == "queued")
                     | ((OutboxRow.state == "sending") & (OutboxRow.claimed_until < now)),
                 )
