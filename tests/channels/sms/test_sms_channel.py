@@ -32,13 +32,6 @@ CITIZEN = "+8613800138000"
 
 
 @pytest.fixture
-async def rasa() -> AsyncIterator[StandInRasa]:
-    server = await StandInRasa().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def twilio() -> AsyncIterator[StandInTwilio]:
     server = await StandInTwilio().start()
     yield server

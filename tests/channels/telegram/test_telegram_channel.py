@@ -32,13 +32,6 @@ CHAT = 5011223344
 
 
 @pytest.fixture
-async def rasa() -> AsyncIterator[StandInRasa]:
-    server = await StandInRasa().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def telegram() -> AsyncIterator[StandInTelegram]:
     server = await StandInTelegram().start()
     yield server

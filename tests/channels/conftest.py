@@ -1,0 +1,17 @@
+"""Fixtures shared by the channel tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.channels.support import StandInRasa
+
+
+@pytest.fixture
+async def rasa() -> AsyncIterator[StandInRasa]:
+    """A local stand-in of the Rasa server's gateway channel."""
+    server = await StandInRasa().start()
+    yield server
+    await server.stop()
