@@ -12,6 +12,7 @@ import csv
 import hmac
 import io
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -174,34 +175,41 @@ def _error(exc: WorkOrderError | WorkflowError) -> HTTPException:
     return HTTPException(400, str(exc))
 
 
-def _filters(
-    status: list[StatusName] | None,
-    department: str | None,
-    overdue: bool,
-    contact_id: str | None,
-    created_from: datetime | None,
-    created_to: datetime | None,
-    limit: int,
-    offset: int,
-    now: datetime,
-) -> OrderFilter:
+@dataclass(frozen=True)
+class OrderQuery:
+    """The list/export filters of one request (page: the first 500), and the moment they were read at."""
+
+    where: OrderFilter
+    now: datetime
+
+
+def order_query(
+    service: Service,
+    status: Annotated[list[StatusName] | None, Query()] = None,
+    department: str | None = None,
+    overdue: bool = False,
+    contact_id: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> OrderQuery:
     for name, value in (("created_from", created_from), ("created_to", created_to)):
         if value is not None and value.tzinfo is None:
             raise HTTPException(422, f"{name} needs a time zone (e.g. 2026-11-23T00:00:00+08:00)")
-    return OrderFilter(
+    now = service.clock()
+    where = OrderFilter(
         status=tuple(status or ()),
         department=department,
         contact_id=contact_id,
         overdue_at=now if overdue else None,
         created_from=created_from,
         created_to=created_to,
-        limit=limit,
-        offset=offset,
+        limit=500,
+        offset=0,
     )
+    return OrderQuery(where, now)
 
 
-# ---- routes
-# ---------------------------------------------------------------------------------------------------
+Filters = Annotated[OrderQuery, Depends(order_query)]
 
 
 def build_router() -> APIRouter:
@@ -211,19 +219,12 @@ def build_router() -> APIRouter:
     async def list_orders(
         _actor: CurrentActor,
         service: Service,
-        status: Annotated[list[StatusName] | None, Query()] = None,
-        department: str | None = None,
-        overdue: bool = False,
-        contact_id: str | None = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
+        query: Filters,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> WorkOrderPage:
-        now = service.clock()
-        where = _filters(
-            status, department, overdue, contact_id, created_from, created_to, limit + 1, offset, now
-        )
+        now = query.now
+        where = replace(query.where, limit=limit + 1, offset=offset)
         try:
             orders = await service.find(where)
         except (WorkOrderError, WorkflowError) as exc:
@@ -235,18 +236,8 @@ def build_router() -> APIRouter:
         )
 
     @router.get("/api/work-orders.csv", response_class=StreamingResponse)
-    async def export_csv(
-        _actor: CurrentActor,
-        service: Service,
-        status: Annotated[list[StatusName] | None, Query()] = None,
-        department: str | None = None,
-        overdue: bool = False,
-        contact_id: str | None = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-    ) -> StreamingResponse:
-        now = service.clock()
-        base = _filters(status, department, overdue, contact_id, created_from, created_to, 500, 0, now)
+    async def export_csv(_actor: CurrentActor, service: Service, query: Filters) -> StreamingResponse:
+        now, base = query.now, query.where
         columns = [
             "number",
             "category",
