@@ -1,19 +1,19 @@
-"""Work orders: orders filed per second through the service vs a bare INSERT, and finding overdue orders among
-1,000,000 with the index vs a full scan.
+"""Work orders: orders filed per second through the service, the HTTP API and the bot (vs their baselines), and
+finding overdue orders among 1,000,000 with the index vs a full scan.
 
     .venv/bin/python -m bench bench_work_orders          (or: .venv/bin/python bench/bench_work_orders.py)
     BENCH_WO_ROWS=200000 BENCH_WO_POSTGRES=0 ...         (smaller table; skip PostgreSQL)
+    BENCH_WO_BOT=0 ...                                   (skip filing through the bot: no Rasa started)
 
-Filing goes through `WorkOrderService.file` on the embedded backend with SQLite (routing, deadline on the
-working
-calendar, duplicate check, per-day number, the order and its first step, one transaction); the baseline is one
-bare
-INSERT of a work_orders row per transaction through the same engine, in the same run. The overdue query is the
-one
-the API and the SLA watcher use (status IN open statuses AND due_at < now); its baseline is the same query
-forced to
-scan the table (SQLite: NOT INDEXED; PostgreSQL: index scans off). The rows are bulk-inserted (executemany /
-COPY).
+Filing goes through `WorkOrderService.file` on the embedded backend with SQLite (routing, deadline on the working
+calendar, duplicate check, per-day number, the order and its first step, one transaction); the baseline is one bare
+INSERT of a work_orders row per transaction through the same engine, in the same run. Through the API: POST
+/api/work-orders on the app's router in-process (validation, auth, JSON both ways), against the service's own rate.
+Through the bot: the real gateway and Rasa, each order a three-turn dialogue on the REST channel (everything in one
+message, the phone, "是"), against three plain turns ("你好") per citizen through the same stack. The overdue query
+is the one the API and the SLA watcher use (status IN open statuses AND due_at < now); its baseline is the same
+query forced to scan the table (SQLite: NOT INDEXED; PostgreSQL: index scans off). The rows are bulk-inserted
+(executemany / COPY).
 """
 
 from __future__ import annotations
@@ -45,6 +45,10 @@ FILED = int(os.environ.get("BENCH_WO_FILED", "400"))
 CONCURRENCY = 8
 ROWS = int(os.environ.get("BENCH_WO_ROWS", "1000000"))
 POSTGRES = os.environ.get("BENCH_WO_POSTGRES", "1") == "1"
+BOT = os.environ.get("BENCH_WO_BOT", "1") == "1"
+BOT_ORDERS = int(os.environ.get("BENCH_WO_BOT_ORDERS", "40"))
+BOT_CONCURRENCY = 4
+API_TOKEN = "bench-admin-token"
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 TEXTS = [
@@ -140,6 +144,107 @@ async def bench_filing(directory: Path) -> list[list[object]]:
         ],
         ["baseline: bare INSERT, one per transaction", f"{bare:.0f}/s", "1.00"],
     ]
+
+
+async def bench_api(directory: Path, service_rate: float) -> list[list[object]]:
+    """POST /api/work-orders in-process (the router as the gateway mounts it), one at a time and concurrently."""
+    from types import SimpleNamespace
+
+    import httpx
+    from fastapi import FastAPI
+
+    from crm_adapter.api import router
+
+    db = Database(f"sqlite+aiosqlite:///{directory / 'api.db'}")
+    await db.migrate()
+    settings = SimpleNamespace(admin_token=API_TOKEN)
+    clock_now = [NOW]
+    app = FastAPI()
+    app.state.services = SimpleNamespace(
+        settings=settings, work_orders=await build_work_orders(settings, db, clock=lambda: clock_now[0])
+    )
+    app.include_router(router)
+    contacts = await _contacts(db, 200)
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    bodies = [
+        {"category": "report", "description": TEXTS[i % len(TEXTS)].format(n=i), "location": f"{i}号",
+         "contact_id": contacts[i % len(contacts)], "channel": "sms"}
+        for i in range(FILED)
+    ]  # fmt: skip
+    rates = []
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
+        for day, concurrency in enumerate((1, CONCURRENCY)):
+            clock_now[0] = NOW + timedelta(days=day)  # a fresh day: no report is linked to the first round's
+            gate = asyncio.Semaphore(concurrency)
+
+            async def one(body: dict[str, Any], gate: asyncio.Semaphore = gate) -> None:
+                async with gate:
+                    response = await client.post("/api/work-orders", json=body, headers=headers)
+                    assert response.status_code in (200, 201), response.text
+
+            started = time.perf_counter()
+            await asyncio.gather(*(one(b) for b in bodies))
+            rates.append((concurrency, FILED / (time.perf_counter() - started)))
+    await db.dispose()
+    return [
+        [f"filed through POST /api/work-orders, {c} at a time", f"{rate:.0f}/s", f"{rate / service_rate:.2f}"]
+        for c, rate in rates
+    ]
+
+
+async def bench_bot() -> list[list[object]]:
+    """Orders filed through the bot (real gateway + Rasa, REST channel) vs plain turns through the same stack."""
+    import httpx
+
+    from bot import server
+    from bot.training import ensure_model
+    from gateway.launch import free_port, gateway_env, start_gateway, wait_http
+
+    model = ensure_model(ROOT, ROOT / "models", server.RASA_BIN)
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-wo-bot-"))
+    gateway_port, rasa_port = free_port(), free_port()
+    base, rasa_url = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{rasa_port}"
+    rasa = server.start_rasa(model, rasa_port, f"{base}/actions/webhook", data_dir / "rasa.log")
+    gateway = start_gateway(gateway_env(gateway_port, rasa_url, data_dir, LOG_LEVEL="warning"),
+                            data_dir / "gateway.log")  # fmt: skip
+    url = f"{base}/channels/rest/webhook"
+
+    async def citizen(client: httpx.AsyncClient, texts: list[str], check: str | None) -> None:
+        sender = f"bench-{uuid.uuid4().hex[:10]}"
+        for text_ in texts:
+            response = await client.post(url, json={"sender": sender, "message": text_})
+            response.raise_for_status()
+        if check is not None:
+            assert response.json()[-1]["meta"][check], response.text
+
+    async def run(dialogues: list[list[str]], check: str | None) -> float:
+        gate = asyncio.Semaphore(BOT_CONCURRENCY)
+
+        async def one(texts: list[str]) -> None:
+            async with gate:
+                await citizen(client, texts, check)
+
+        async with httpx.AsyncClient(timeout=60) as client:
+            started = time.perf_counter()
+            await asyncio.gather(*(one(d) for d in dialogues))
+            return len(dialogues) / (time.perf_counter() - started)
+
+    reports = [[f"解放路{i}号门口的路灯坏了三天了", "13812345678", "是"] for i in range(BOT_ORDERS)]
+    plain = [["你好", "你好", "你好"] for _ in range(BOT_ORDERS)]
+    try:
+        server.wait_until_ready(rasa_url, 300, rasa)
+        wait_http(f"{base}/readyz", 300, gateway)
+        await run(reports[:2] + plain[:2], None)  # warm the model, the actions, the connections
+        filed = await run(reports, "work_order_id")
+        baseline = await run(plain, None)
+    finally:
+        server.stop(gateway)
+        server.stop(rasa)
+    return [
+        [f"filed through the bot (3 turns each, {BOT_CONCURRENCY} citizens at a time)", f"{filed:.1f}/s",
+         f"{filed / baseline:.2f}"],
+        ["baseline: 3 plain turns (你好) per citizen, same stack", f"{baseline:.1f}/s", "1.00"],
+    ]  # fmt: skip
 
 
 # ---- 1,000,000 rows
@@ -351,6 +456,12 @@ async def _main() -> None:
         directory = Path(tmp)
         filing = await bench_filing(directory)
         print(table(["work orders filed (embedded, SQLite)", "rate", "ratio to bare INSERT"], filing))
+        service_rate = float(str(filing[0][1]).removesuffix("/s"))
+        api = await bench_api(directory, service_rate)
+        api.append(["baseline: the service, one at a time", f"{service_rate:.0f}/s", "1.00"])
+        print(table(["work orders filed through the API", "rate", "ratio to the service"], api))
+        if BOT:
+            print(table(["work orders filed through the bot", "citizens/s", "ratio to plain turns"], await bench_bot()))
         contacts = [uuid.uuid4().hex for _ in range(1000)]
         started = time.perf_counter()
         rows = _rows(contacts)

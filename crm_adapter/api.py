@@ -2,8 +2,8 @@
 CSV
 export /api/work-orders.csv.
 
-Until the inbox adds roles, every route needs `Authorization: Bearer <ADMIN_TOKEN>` and acts as a supervisor;
-`current_actor` is the one dependency to swap for role checks. The service comes from `services.work_orders`.
+Every route needs an inbox login (agent, supervisor or admin; see gateway/auth.py) or, for API clients,
+`Authorization: Bearer <ADMIN_TOKEN>` (acting as a supervisor). The service comes from `services.work_orders`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from crm_adapter.config import CrmConfig
 from crm_adapter.models import OPEN_STATUSES
 from crm_adapter.service import FileRequest, WorkOrderService
 from crm_adapter.workflow import Actor, Role, WorkflowError
+from gateway.auth import INBOX_ROLES, session_principal
 
 StatusName = Literal["new", "assigned", "in_progress", "resolved", "closed", "reopened", "returned"]
 CategoryName = Literal["consultation", "complaint", "report", "suggestion", "praise"]
@@ -79,6 +80,10 @@ class WorkOrderOut(BaseModel):
     resolved_at: datetime | None
     external_ref: str | None
     report_count: int
+    phone: str | None = None
+    photos: list[str] = Field(default_factory=list, description="Attachment refs (media) or URLs of the photos.")
+    satisfaction: int | None = Field(None, description="1–5: the citizen's latest answer to the 回访.")
+    push_pending: bool = Field(False, description="Request Tracker has not taken it yet (pushed by the RT sync).")
     steps: list[StepOut] | None = None
 
     @staticmethod
@@ -86,11 +91,12 @@ class WorkOrderOut(BaseModel):
         fields = {
             name: getattr(order, name)
             for name in WorkOrderOut.model_fields
-            if name not in ("steps", "overdue")
+            if name not in ("steps", "overdue", "photos")
         }
         return WorkOrderOut(
             **fields,
             overdue=order.status in OPEN_STATUSES and order.due_at < now,
+            photos=list(order.photos),
             steps=[StepOut.of(s) for s in order.steps] if with_steps else None,
         )
 
@@ -112,6 +118,8 @@ class CreateWorkOrder(BaseModel):
     language: Literal["zh", "en"] = "zh"
     intent: str | None = Field(None, max_length=64)
     kb_department: str | None = Field(None, max_length=48)
+    phone: str | None = Field(None, max_length=32)
+    photos: list[str] = Field(default_factory=list, max_length=20)
 
 
 class CreatedWorkOrder(BaseModel):
@@ -148,8 +156,13 @@ def service_of(request: Request) -> WorkOrderService:
     return service  # type: ignore[no-any-return]
 
 
-def current_actor(request: Request, authorization: Annotated[str | None, Header()] = None) -> Actor:
-    """Admin bearer token → a supervisor. Refuses everything while ADMIN_TOKEN is empty."""
+async def current_actor(request: Request, authorization: Annotated[str | None, Header()] = None) -> Actor:
+    """An inbox login (agent, supervisor, admin) or the admin bearer token (→ a supervisor); 401/403 otherwise."""
+    principal = await session_principal(request)  # CSRF-checked for a browser's state-changing request
+    if principal is not None:
+        if principal.role not in INBOX_ROLES:
+            raise HTTPException(403, "work orders need the role agent, supervisor or admin")
+        return Actor(principal.name, Role.AGENT if principal.role == "agent" else Role.SUPERVISOR)
     token = CrmConfig.from_settings(request.app.state.services.settings).admin_token
     if not token:
         raise HTTPException(403, "the work-order API is disabled: ADMIN_TOKEN is not set")
@@ -253,6 +266,7 @@ def build_router() -> APIRouter:
             "overdue",
             "resolved_at",
             "external_ref",
+            "satisfaction",
         ]
 
         async def rows() -> AsyncIterator[str]:
@@ -295,7 +309,9 @@ def build_router() -> APIRouter:
     )
     async def create_order(body: CreateWorkOrder, actor: CurrentActor, service: Service) -> Any:
         try:
-            result = await service.file(FileRequest(**body.model_dump(), actor=actor))
+            fields = body.model_dump()
+            fields["photos"] = tuple(fields["photos"])
+            result = await service.file(FileRequest(**fields, actor=actor))
         except (WorkOrderError, WorkflowError) as exc:
             raise _error(exc) from None
         out = CreatedWorkOrder(

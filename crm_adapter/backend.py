@@ -52,6 +52,8 @@ class NewWorkOrder:
     actor: Actor | None = None
     note: str | None = None  # for the first step: how it was routed
     created_at: datetime | None = None  # defaults to now (tests and imports pass their own)
+    phone: str | None = None  # the contact phone for this order (validated by whoever collected it)
+    photos: tuple[str, ...] = ()  # attachment refs or URLs of the photos sent with the report
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,10 @@ class WorkOrderRecord:
     duplicate_of: int | None
     report_count: int
     steps: list[StepRecord] = field(default_factory=list)
+    phone: str | None = None
+    photos: tuple[str, ...] = ()
+    satisfaction: int | None = None  # 1–5, the citizen's latest answer to the 回访 after closing
+    push_pending: bool = False  # Request Tracker has not taken it yet (pushed by the next sync)
 
 
 @dataclass(frozen=True)
@@ -157,5 +163,7 @@ class WorkOrderBackend(Protocol):
     ) -> WorkOrderRecord: ...
 
     async def changes_since(self, cursor: str | None, limit: int = 100) -> ChangeBatch: ...
+
+    async def rate(self, number: str, actor: Actor, score: int, note: str) -> WorkOrderRecord: ...
 
     async def close(self) -> None: ...

@@ -128,6 +128,10 @@ def order_record(order: WorkOrder, steps: list[WorkOrderStep] | None = None) -> 
         duplicate_of=order.duplicate_of,
         report_count=order.report_count,
         steps=[step_record(s) for s in steps or []],
+        phone=order.phone,
+        photos=tuple(order.photos or ()),
+        satisfaction=order.satisfaction,
+        push_pending=bool(order.push_pending),
     )
 
 
@@ -206,6 +210,9 @@ class EmbeddedBackend:
                     created_at=created,
                     updated_at=created,
                     report_count=1,
+                    phone=new.phone,
+                    photos=list(new.photos) or None,
+                    push_pending=False,
                 )
                 session.add(order)
                 await session.flush()
@@ -308,6 +315,19 @@ class EmbeddedBackend:
             await session.flush()
             return await self._record(session, order)
 
+    async def rate(self, number: str, actor: Actor, score: int, note: str) -> WorkOrderRecord:
+        """The citizen's answer to the 回访: kept on the order (the latest wins) and as a step of its history."""
+        if not 1 <= score <= 5:
+            raise InvalidWorkOrder(f"a satisfaction score is 1 to 5, not {score}")
+        async with self.db.sessions() as session, session.begin():
+            order = await self._lock(session, number)
+            order.satisfaction = score
+            order.updated_at = self.clock()
+            # Not pushed to the outside tracker: the citizen's answer must not depend on it being up.
+            self._step(session, order, actor, "satisfaction", None, None, note=note)
+            await session.flush()
+            return await self._record(session, order)
+
     async def reassign(
         self, number: str, department: str, mode: DispatchMode, actor: Actor, note: str | None = None
     ) -> WorkOrderRecord:
@@ -363,6 +383,11 @@ class EmbeddedBackend:
             for step, number, department in rows
         ]
         return ChangeBatch(changes, changes[-1].cursor if changes else cursor)
+
+    async def latest_step_cursor(self) -> str:
+        """The cursor of the newest step ("now" for a reader of changes_since that starts fresh)."""
+        async with self.db.sessions() as session:
+            return str((await session.execute(select(func.max(WorkOrderStep.id)))).scalar_one_or_none() or 0)
 
     # ---- for the service layer, the SLA watcher and the RT sync
     # -----------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.storage.models import Base, _now
@@ -47,6 +47,8 @@ class WorkOrder(Base):
         Index("ix_work_orders_contact_created", "contact_id", "created_at"),
         Index("ix_work_orders_created", "created_at"),
         Index("ix_work_orders_external_ref", "external_ref"),
+        # Orders Request Tracker did not take when they were filed, oldest first (pushed again by the sync).
+        Index("ix_work_orders_push_pending", "push_pending", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -69,6 +71,11 @@ class WorkOrder(Base):
     external_ref: Mapped[str | None] = mapped_column(String(64))  # the RT ticket id when RT is the backend
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("work_orders.id", ondelete="SET NULL"))
     report_count: Mapped[int] = mapped_column(Integer, default=1)  # repeated reports linked to this order
+    phone: Mapped[str | None] = mapped_column(String(32))  # the contact phone the citizen gave (or the channel's)
+    photos: Mapped[list[str] | None] = mapped_column(JSON)  # attachment refs (DATA_DIR/media) or URLs
+    satisfaction: Mapped[int | None] = mapped_column(Integer)  # 1–5 from the 回访 after closing; the latest answer
+    # True while Request Tracker has not taken the order (it was down at filing); the RT sync pushes it later.
+    push_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class WorkOrderStep(Base):

@@ -1,11 +1,12 @@
 """Request Tracker 5 as the work-order backend, through its REST 2.0 API (`CRM_BACKEND=rt`).
 
 Our own database keeps a mirror of every order (number, contact, steps, SLA alerts: RT knows nothing of our
-contacts or deadlines), and every change is pushed to RT inside the same transaction, so either both sides
-change
-or neither does. One RT queue per department (named RT_QUEUE_PREFIX + department code, "dispatch" included);
-custom
-fields Category, Channel and WorkOrderNumber (applied to those queues, or global).
+contacts or deadlines), and every change is pushed to RT inside the same transaction, so either both sides change
+or neither does. Filing is the exception, since a citizen's report must never be lost: when RT does not take a
+new order, it is kept here with `push_pending` and pushed by the RT sync later (with backoff; a ticket RT did
+create before its answer was lost is found by its WorkOrderNumber, not created twice). One RT queue per
+department (named RT_QUEUE_PREFIX + department code, "dispatch" included); custom fields Category, Channel and
+WorkOrderNumber (applied to those queues, or global).
 
 RT's default lifecycle is used as is, so any RT installation works:
 
@@ -33,11 +34,12 @@ from typing import Any
 
 import httpx
 import structlog
+from sqlalchemy import select
 
 from crm_adapter.backend import BackendUnavailable, ChangeBatch, WorkOrderRecord
 from crm_adapter.embedded import EmbeddedBackend
 from crm_adapter.models import WorkOrder
-from crm_adapter.workflow import DISPATCH_DESK, Actor, Role, Status
+from crm_adapter.workflow import DISPATCH_DESK, SYSTEM, Actor, Role, Status
 from gateway.storage import Database
 
 log = structlog.get_logger(__name__)
@@ -204,6 +206,14 @@ class RtClient:
         ):
             raise BackendUnavailable(f"Request Tracker did not add the comment to {ticket_id}: {messages}")
 
+    async def find_ticket(self, number: str) -> str | None:
+        """The ticket carrying this WorkOrderNumber, if RT has one (a create whose answer was lost)."""
+        body = await self.call(
+            "GET", "/tickets", params={"query": f"'CF.{{WorkOrderNumber}}' = '{number}'", "per_page": 1}
+        )
+        items = body.get("items", []) if isinstance(body, dict) else []
+        return str(items[0]["id"]) if items else None
+
     async def transactions_after(self, last_id: int, per_page: int = 100) -> list[dict[str, Any]]:
         """Ticket transactions with an id above last_id, oldest first (one page)."""
         body = await self.call(
@@ -242,7 +252,18 @@ class RtMirror:
         return f"{self.queue_prefix}{department}"
 
     async def on_create(self, order: WorkOrder) -> None:
+        try:
+            await self.push(order)
+        except BackendUnavailable as exc:
+            # Kept here, pushed by the sync later: the citizen's report is filed either way.
+            order.push_pending = True
+            log.warning("rt.push_deferred", number=order.number, error=str(exc))
+
+    async def push(self, order: WorkOrder) -> None:
+        """Create the order's ticket (in its department's queue, with its current status)."""
         content = order.description + (f"\n\n地点 / Location: {order.location}" if order.location else "")
+        if order.phone:
+            content += f"\n联系电话 / Phone: {order.phone}"
         order.external_ref = await self.client.create_ticket(
             self.queue_of(order.department),
             f"[{order.number}] {order.title}",
@@ -251,6 +272,7 @@ class RtMirror:
             order.due_at,
             {"Category": order.category, "Channel": order.channel, "WorkOrderNumber": order.number},
         )
+        order.push_pending = False
 
     async def on_status(self, order: WorkOrder, old_status: str, note: str | None) -> None:
         target, before = RT_STATUS.get(order.status), RT_STATUS.get(old_status)
@@ -300,6 +322,43 @@ class RtBackend(EmbeddedBackend):
 
     async def close(self) -> None:
         await self.client.close()
+
+    async def push_pending(self, limit: int = 100) -> int:
+        """Push the orders RT did not take when they were filed, oldest first; returns how many were pushed.
+        Raises BackendUnavailable when RT still refuses (the caller backs off); what was pushed stays pushed."""
+        async with self.db.sessions() as session:
+            numbers = list(
+                (
+                    await session.execute(
+                        select(WorkOrder.number)
+                        .where(WorkOrder.push_pending.is_(True))
+                        .order_by(WorkOrder.push_pending, WorkOrder.id)
+                        .limit(limit)
+                    )
+                ).scalars()
+            )
+        pushed = 0
+        for number in numbers:
+            async with self.db.sessions() as session, session.begin():
+                order = await self._lock(session, number)
+                if not order.push_pending:
+                    continue  # another worker pushed it meanwhile
+                existing = await self.client.find_ticket(order.number)
+                if existing is not None:
+                    order.external_ref, order.push_pending = existing, False
+                else:
+                    await self.rt.push(order)
+                assert order.external_ref is not None
+                target = RT_STATUS.get(order.status)
+                if target is not None and target != "new":  # it moved on while RT was away
+                    await self.client.update_ticket(order.external_ref, status=target)
+                self._step(
+                    session, order, SYSTEM, "pushed", None, None, note=f"Request Tracker ticket {order.external_ref}"
+                )
+                pushed += 1
+        if pushed:
+            log.info("rt.pushed_pending", count=pushed)
+        return pushed
 
     async def changes_since(self, cursor: str | None, limit: int = 100) -> ChangeBatch:
         try:

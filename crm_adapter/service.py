@@ -9,15 +9,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import structlog
 
-from crm_adapter.backend import ChangeBatch, InvalidWorkOrder, NewWorkOrder, OrderFilter, WorkOrderRecord
+from crm_adapter.backend import (
+    ChangeBatch,
+    InvalidWorkOrder,
+    NewWorkOrder,
+    OrderFilter,
+    WorkOrderNotFound,
+    WorkOrderRecord,
+)
 from crm_adapter.config import CrmConfig
 from crm_adapter.duplicates import similarity
 from crm_adapter.embedded import EmbeddedBackend
 from crm_adapter.events import Publish, WorkOrderEvent
+from crm_adapter.notices import CitizenNotifier, Lock, NoticeSink
 from crm_adapter.routing import Router, RoutingDecision, RoutingInput, load_routing
 from crm_adapter.sla import SlaPolicy, load_sla
 from crm_adapter.watcher import SlaWatcher
@@ -36,6 +45,7 @@ from gateway.storage import Database
 log = structlog.get_logger(__name__)
 
 BOT = Actor("bot", Role.BOT)
+RT_BACKOFF_MAX_SECONDS = 600.0  # the longest wait between two tries while Request Tracker does not answer
 
 
 def _now() -> datetime:
@@ -58,6 +68,8 @@ class FileRequest:
     intent: str | None = None  # the NLU intent that led here (routing evidence)
     kb_department: str | None = None  # the department of the KB article the bot found (routing evidence)
     actor: Actor = BOT
+    phone: str | None = None  # the contact phone for this order (the channel's, or what the citizen gave)
+    photos: tuple[str, ...] = ()  # attachment refs (DATA_DIR/media) or URLs of the photos sent with it
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,7 @@ class WorkOrderService:
     clock: Callable[[], datetime] = _now
     publish: Publish | None = None
     duplicate_window: timedelta = timedelta(days=1)
+    notifier: CitizenNotifier | None = None  # set by notify_citizens(); runs with run_background()
 
     # ---- filing
     # -----------------------------------------------------------------------------------------------
@@ -101,7 +114,8 @@ class WorkOrderService:
                 existing.number,
                 request.actor,
                 f"repeated report (similarity {score:.2f}): {request.description}"
-                + (f" @ {request.location}" if request.location else ""),
+                + (f" @ {request.location}" if request.location else "")
+                + "".join(f"; photo {ref}" for ref in request.photos),
                 action="linked_report",
             )
             await self._emit(WorkOrderEvent.of("linked_report", order, now))
@@ -126,6 +140,8 @@ class WorkOrderService:
                 actor=request.actor,
                 note=f"routed to {decision.department} ({decision.reason})",
                 created_at=now,
+                phone=request.phone,
+                photos=tuple(request.photos),
             )
         )
         await self._emit(WorkOrderEvent.of("filed", order, now))
@@ -212,6 +228,21 @@ class WorkOrderService:
     async def changes_since(self, cursor: str | None, limit: int = 100) -> ChangeBatch:
         return await self.backend.changes_since(cursor, limit)
 
+    async def rate(self, number: str, contact_id: str, score: int) -> WorkOrderRecord:
+        """The filer's answer to the 回访 (satisfaction 1–5) on a resolved or closed order. Anyone else's
+        answer is refused as WorkOrderNotFound (nothing is revealed about other people's orders)."""
+        order = await self.backend.get(number, with_steps=False)
+        if order.contact_id != contact_id:
+            raise WorkOrderNotFound(number)
+        if order.status not in (Status.RESOLVED, Status.CLOSED):
+            raise InvalidWorkOrder(f"{number} is {order.status}: it is rated once it is resolved or closed")
+        rated = await self.backend.rate(
+            number, Actor(f"contact:{contact_id}", Role.CITIZEN), score, f"satisfaction {score}/5"
+        )
+        audience = (f"department:{rated.department}", "supervisors")
+        await self._emit(WorkOrderEvent.of("rated", rated, self.clock(), audience=audience))
+        return rated
+
     # ---- background work
     # --------------------------------------------------------------------------------------
 
@@ -233,11 +264,22 @@ class WorkOrderService:
             await self._emit(event)
         return events
 
+    def notify_citizens(self, sink: NoticeSink, lock: Lock | None = None) -> CitizenNotifier:
+        """Tell citizens when their orders move (and ask for the 回访 after closing) through `sink`, from
+        run_background() on; `lock` (an async context manager factory) keeps several workers from racing."""
+        self.notifier = CitizenNotifier(
+            self.backend, sink, self.router.departments, ZoneInfo(self.sla.calendar.config.timezone), lock
+        )
+        return self.notifier
+
     async def run_background(self) -> None:
-        """The SLA watcher and, with RT, the transaction poll: run as one task (cancel it to stop)."""
+        """The SLA watcher, the citizens' notices and, with RT, the transaction poll and the push of orders RT
+        did not take: run as one task (cancel it to stop)."""
         tasks = [
             asyncio.create_task(self.watcher().run(self.config.sla_check_seconds), name="crm-sla-watcher")
         ]
+        if self.notifier is not None:
+            tasks.append(asyncio.create_task(self.notifier.run(self.config.sla_check_seconds), name="crm-notices"))
         if self.backend.name == "rt":
             tasks.append(asyncio.create_task(self._poll_rt(), name="crm-rt-sync"))
         try:
@@ -246,15 +288,32 @@ class WorkOrderService:
             for task in tasks:
                 task.cancel()
 
+    async def sync_rt_once(self) -> bool:
+        """Push the orders RT did not take, then pull RT's changes; False when RT did not answer."""
+        from crm_adapter.rt import RtBackend
+
+        if not isinstance(self.backend, RtBackend):
+            return True
+        try:
+            await self.backend.push_pending()
+            await self.sync_outside()
+        except Exception as exc:
+            log.warning("rt.sync_failed", error=repr(exc))
+            return False
+        if self.notifier is not None:
+            self.notifier.wake()
+        return True
+
     async def _poll_rt(self) -> None:
+        failures = 0
         while True:
-            try:
-                await self.sync_outside()
-            except Exception as exc:
-                log.warning("rt.sync_failed", error=repr(exc))
-            await asyncio.sleep(self.config.rt_poll_seconds)
+            failures = 0 if await self.sync_rt_once() else failures + 1
+            # Backoff while RT is away (pending pushes included): the poll interval doubled per failure, capped.
+            await asyncio.sleep(min(self.config.rt_poll_seconds * 2**min(failures, 10), RT_BACKOFF_MAX_SECONDS))
 
     async def _emit(self, event: WorkOrderEvent) -> None:
+        if self.notifier is not None and event.kind in ("status_changed", "reassigned"):
+            self.notifier.wake()
         if self.publish is None:
             return
         try:

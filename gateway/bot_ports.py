@@ -12,13 +12,14 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from bot.actions.ports import FiledWorkOrder, WorkOrderDraft, WorkOrderSummary
-from crm_adapter.backend import StepRecord, WorkOrderNotFound, WorkOrderRecord
-from crm_adapter.service import BOT, FileRequest, WorkOrderService
+from crm_adapter.backend import InvalidWorkOrder, StepRecord, WorkOrderNotFound, WorkOrderRecord
+from crm_adapter.service import FileRequest, WorkOrderService
 from kb_retrieval.service import KnowledgeService
 
 log = structlog.get_logger(__name__)
 
-# Notes the bot adds itself (the contact phone, photos) are history, not progress: "the last step" skips them.
+# Notes the bot added itself on older orders (the contact phone, photos; now fields of the order) are history, not
+# progress: "the last step" skips them, and the 回访 answer too.
 CONTACT_NOTE_PREFIX = "[contact] "
 
 
@@ -56,15 +57,11 @@ class WorkOrderPort:
                 conversation_id=draft.conversation_id,
                 language=draft.language,
                 intent=draft.intent,
+                phone=draft.phone,
+                photos=tuple(draft.photos),
             )
         )
         order = result.order
-        # Why a note: the service's FileRequest has no phone or attachment fields yet; a note keeps them on the
-        # order's history for the department without touching the description the duplicate check compares.
-        extras = [f"phone {draft.phone}"] if draft.phone else []
-        extras += [f"photo {ref}" for ref in draft.photos]
-        if extras and not result.duplicate:
-            await service.add_note(order.number, BOT, CONTACT_NOTE_PREFIX + "; ".join(extras))
         zh, en = self._names(service, order.department)
         return FiledWorkOrder(
             number=order.number,
@@ -74,6 +71,16 @@ class WorkOrderPort:
             department_name_en=en,
             duplicate=result.duplicate,
         )
+
+    async def rate(self, number: str, contact_id: str, score: int) -> bool:
+        """The filer's 回访 answer; False when the order is not theirs, unknown, or not finished yet."""
+        service = self._require()
+        try:
+            await service.rate(number, contact_id, score)
+        except (WorkOrderNotFound, InvalidWorkOrder) as exc:
+            log.info("work_order.rating_refused", number=number, reason=type(exc).__name__)
+            return False
+        return True
 
     async def summary(self, number: str) -> WorkOrderSummary | None:
         service = self._require()
@@ -92,7 +99,10 @@ class WorkOrderPort:
 
     def _summary(self, service: WorkOrderService, order: WorkOrderRecord) -> WorkOrderSummary:
         tz = self._tz(service)
-        progress = [s for s in order.steps if not (s.note or "").startswith(CONTACT_NOTE_PREFIX)]
+        progress = [
+            s for s in order.steps
+            if not (s.note or "").startswith(CONTACT_NOTE_PREFIX) and s.action not in ("satisfaction", "pushed")
+        ]  # fmt: skip
         last: StepRecord | None = progress[-1] if progress else None
         zh, en = self._names(service, order.department)
         return WorkOrderSummary(

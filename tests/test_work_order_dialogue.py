@@ -1,19 +1,23 @@
 """The work-order form end to end: REST channel -> gateway -> real Rasa -> custom actions -> work-order service.
 
 A report with everything in one message, one with every field asked for, a correction, a cancel, the status query
-answered to the filer and refused to a stranger, and the 👍/👎 on a knowledge-base answer.
+answered to the filer and refused to a stranger, the 回访 after closing (the notice kept in the conversation, its
+button answered, the score on the order), and the 👍/👎 on a knowledge-base answer.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
+import time
 import uuid
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Stack
+from tests.conftest import ADMIN_TOKEN, Stack
 
 pytestmark = pytest.mark.rasa
 NUMBER = re.compile(r"BJ-\d{8}-\d{4}")
@@ -127,3 +131,45 @@ def test_kb_answer_feedback_is_thanked(stack: Stack) -> None:
     vote = next(p for p in payloads if p.startswith("/kb_feedback") and '"helpful":true' in p)
     reply, meta, _ = citizen.say(vote)
     assert meta["intent"] == "kb_feedback" and "谢谢" in reply, reply
+
+
+def survey_buttons(stack: Stack, conversation_id: str, timeout: float = 15.0) -> list[dict[str, str]]:
+    """The 回访 notice's buttons, once the gateway's notifier stored it in the conversation (REST cannot push)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sqlite3.connect(stack.data_dir / "gateway.db") as db:
+            rows = db.execute(
+                "SELECT payload FROM messages WHERE conversation_id = ? AND sender = 'system' ORDER BY id",
+                (conversation_id,),
+            ).fetchall()
+        for (raw,) in rows:
+            payload = json.loads(raw)
+            if (payload.get("proactive") or {}).get("kind") == "work_order_survey":
+                return list(payload["buttons"])
+        time.sleep(0.2)
+    raise AssertionError("no 回访 notice was stored")
+
+
+def test_closing_asks_the_filer_for_satisfaction_and_keeps_the_answer(stack: Stack) -> None:
+    citizen = Citizen(stack, "rate")
+    citizen.say("滨江大道88号门口的井盖丢了")
+    citizen.say("13812345678")
+    _, meta, _ = citizen.say("是")
+    number = meta["work_order_id"]
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for status in ("resolved", "closed"):
+        response = httpx.post(f"{stack.base_url}/api/work-orders/{number}/status", json={"status": status},
+                              headers=auth, timeout=30)  # fmt: skip
+        assert response.status_code == 200, response.text
+    order = httpx.get(f"{stack.base_url}/api/work-orders/{number}", headers=auth, timeout=30).json()
+    assert order["phone"] == "13812345678"
+    buttons = survey_buttons(stack, order["conversation_id"])
+    assert [b["title"] for b in buttons] == ["满意", "一般", "不满意"]
+
+    reply, meta, _ = Citizen(stack, "stranger").say(buttons[0]["payload"])
+    assert meta["intent"] == "rate_work_order" and "无法登记" in reply, reply
+    reply, meta, _ = citizen.say(buttons[0]["payload"])
+    assert meta["intent"] == "rate_work_order" and "感谢" in reply, reply
+    order = httpx.get(f"{stack.base_url}/api/work-orders/{number}", headers=auth, timeout=30).json()
+    assert order["satisfaction"] == 5
+    assert [s["note"] for s in order["steps"] if s["action"] == "satisfaction"] == ["satisfaction 5/5"]

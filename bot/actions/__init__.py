@@ -22,6 +22,7 @@ from bot.actions.ports import (
     WorkOrderDraft,
     WorkOrderSummary,
 )
+from bot.actions.rating import ActionRateWorkOrder
 from bot.actions.slots import ValidateSlotMappings
 from bot.actions.work_order_form import ActionAskWorkOrderConfirmed, ActionFinishWorkOrder, ValidateWorkOrderForm
 from bot.actions.work_orders import ActionCheckWorkOrderStatus
@@ -46,6 +47,7 @@ def build_executor(
         ActionAskWorkOrderConfirmed(),
         ActionFinishWorkOrder(work_orders),
         ActionKbFeedback(feedback),
+        ActionRateWorkOrder(work_orders),
     ):
         executor.register_action(action)
     return executor

@@ -106,6 +106,10 @@ class WorkOrderDesk(Protocol):
 
     async def latest_for_contact(self, contact_id: str) -> WorkOrderSummary | None: ...
 
+    async def rate(self, number: str, contact_id: str, score: int) -> bool:
+        """Store the filer's answer to the 回访 (1–5); False when the order is not theirs or not finished."""
+        ...
+
 
 # ---- knowledge-base feedback ----------------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ NLU_DIR = ROOT / "training_data" / "data" / "nlu"
 DOMAIN_DIR = ROOT / "training_data" / "domain"
 MIN_EXAMPLES_PER_LANGUAGE = 30
 # Intents only ever sent as quick-reply payloads ("/kb_feedback{...}"): kept out of the NLU examples on purpose.
-PAYLOAD_ONLY_INTENTS = {"kb_feedback"}
+PAYLOAD_ONLY_INTENTS = {"kb_feedback", "rate_work_order"}
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # Entity annotations: [text](entity) or [text]{"entity": ...}; count the visible text only.
 ANNOTATION = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\{[^}]*\})")

@@ -57,6 +57,7 @@ class FakeDesk:
         self.filed: list[WorkOrderDraft] = []
         self.orders = orders or {}
         self.duplicate = duplicate
+        self.ratings: list[tuple[str, int]] = []
 
     async def file(self, draft: WorkOrderDraft) -> FiledWorkOrder:
         self.filed.append(draft)
@@ -69,6 +70,13 @@ class FakeDesk:
     async def latest_for_contact(self, contact_id: str) -> WorkOrderSummary | None:
         mine = [o for o in self.orders.values() if o.contact_id == contact_id]
         return mine[-1] if mine else None
+
+    async def rate(self, number: str, contact_id: str, score: int) -> bool:
+        order = self.orders.get(number)
+        if order is None or order.contact_id != contact_id:
+            return False
+        self.ratings.append((number, score))
+        return True
 
 
 ORDER = WorkOrderSummary(
@@ -274,7 +282,8 @@ async def test_feedback_is_stored_with_the_question_and_thanked() -> None:
 def test_executor_registers_the_new_actions() -> None:
     executor = build_executor(FakeSearchNone(), work_orders=FakeDesk(), feedback=FakeFeedback())
     assert {"validate_work_order_form", "action_ask_work_order_confirmed", "action_finish_work_order",
-            "action_kb_feedback", "action_check_work_order_status"} <= set(executor.actions)  # fmt: skip
+            "action_kb_feedback", "action_check_work_order_status",
+            "action_rate_work_order"} <= set(executor.actions)  # fmt: skip
 
 
 class FakeSearchNone:
@@ -304,3 +313,25 @@ async def test_changing_a_field_without_a_value_asks_for_it_again() -> None:
     assert slots_of(await ValidateWorkOrderForm().run(CollectingDispatcher(), t, DOMAIN)) == {
         "location": None, "work_order_confirmed": None,
     }  # fmt: skip
+
+
+async def test_rating_is_stored_for_the_filer_only() -> None:
+    from bot.actions.rating import ActionRateWorkOrder
+
+    desk = FakeDesk({ORDER.number: ORDER})
+    entities: list[dict[str, Any]] = [{"entity": "work_order_number", "value": ORDER.number},
+                                      {"entity": "score", "value": 5}]
+    payload = '/rate_work_order{"work_order_number":"BJ-20261123-0007","score":5}'
+    dispatcher = CollectingDispatcher()
+    events = await ActionRateWorkOrder(desk).run(dispatcher, tracker(payload, "rate_work_order", entities=entities),
+                                                 DOMAIN)  # fmt: skip
+    assert desk.ratings == [(ORDER.number, 5)] and "感谢" in dispatcher.messages[0]["text"]
+    assert slots_of(events) == {"work_order_id": ORDER.number}
+    stranger = tracker(payload, "rate_work_order", entities=entities, metadata={**META, "contact_id": "c-2"})
+    dispatcher = CollectingDispatcher()
+    assert await ActionRateWorkOrder(desk).run(dispatcher, stranger, DOMAIN) == []
+    assert desk.ratings == [(ORDER.number, 5)] and "无法登记" in dispatcher.messages[0]["text"]
+    bad_score = [{"entity": "work_order_number", "value": ORDER.number}, {"entity": "score", "value": "9"}]
+    dispatcher = CollectingDispatcher()
+    await ActionRateWorkOrder(desk).run(dispatcher, tracker(payload, "rate_work_order", entities=bad_score), DOMAIN)
+    assert desk.ratings == [(ORDER.number, 5)] and "无法登记" in dispatcher.messages[0]["text"]

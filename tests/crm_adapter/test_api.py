@@ -166,3 +166,13 @@ async def test_list_filters_pages_and_csv(api: tuple[httpx.AsyncClient, str], cl
     assert all(r["overdue"] == "True" for r in rows)
     assert any(r["title"].startswith("'=HYPERLINK") for r in rows)  # no formula injection
     assert (await client.get("/api/work-orders.csv")).status_code == 401
+
+
+async def test_phone_photos_and_satisfaction_are_shown(api: tuple[httpx.AsyncClient, str]) -> None:
+    client, contact = api
+    body = report(contact, phone="13812345678", photos=["media/ab/abc.jpg"])
+    created = (await client.post("/api/work-orders", json=body, headers=AUTH)).json()["order"]
+    assert (created["phone"], created["photos"], created["satisfaction"]) == ("13812345678", ["media/ab/abc.jpg"], None)
+    assert created["push_pending"] is False
+    too_many = report(contact, description="另一件事", photos=[f"p{i}" for i in range(21)])
+    assert (await client.post("/api/work-orders", json=too_many, headers=AUTH)).status_code == 422

@@ -4,6 +4,7 @@ polling transactions after a cursor), and RT's pitfalls (refusals as HTTP 200, a
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
@@ -130,18 +131,62 @@ async def test_a_refusal_as_http_200_is_an_error(rt: RtBackend, db: Database) ->
         await rt.client.update_ticket(order.external_ref, queue="no_such_queue")
 
 
-async def test_unreachable_rt_changes_nothing(db: Database) -> None:
-    backend = RtBackend(db, RtClient(f"http://127.0.0.1:{free_port()}", "token", timeout=2))
+async def test_an_order_filed_while_rt_is_down_is_kept_and_pushed_later(
+    rt_server: RtInstance, db: Database
+) -> None:
+    client = RtClient(f"http://127.0.0.1:{free_port()}", rt_server.token, timeout=2)
+    # Numbers of its own: RT lives for the whole session, each test's database starts numbering afresh.
+    backend = RtBackend(db, client, number_prefix=f"P{uuid.uuid4().hex[:6]}")
     await backend.sync_departments(list(load_routing().departments.values()))
     contact = await add_contact(db)
+    # RT is down: the citizen's report is filed here all the same, waiting to be pushed.
+    kept = await backend.create(new_order(contact))
+    assert kept.push_pending and kept.external_ref is None
+    moved = await backend.update_status(kept.number, "in_progress", DEPT)  # nothing to push to RT yet
+    lost = await backend.create(new_order(contact, department="transport"))
     with pytest.raises(BackendUnavailable):
-        await backend.create(new_order(contact))
-    with pytest.raises(WorkOrderNotFound):
-        await backend.get(f"BJ-{datetime.now(UTC).astimezone().strftime('%Y%m%d')}-0001")
-    assert await backend.count() == 0
+        await backend.push_pending()
+    assert (await backend.get(kept.number)).push_pending
     # Local changes are still listed while RT is away (its own arrive with the next poll).
-    assert (await backend.changes_since(None)).changes == []
+    assert [c.to_status for c in (await backend.changes_since(None)).changes] == ["assigned", "in_progress", "assigned"]
+
+    # RT comes back. One create had reached RT before its answer was lost: found by its number, not made twice.
+    client.base = f"{rt_server.url}/REST/2.0"
+    made = await raw(rt_server, "POST", "/ticket", {
+        "Queue": "transport", "Subject": f"[{lost.number}] 路灯不亮", "CustomFields": {"WorkOrderNumber": lost.number},
+    })  # fmt: skip
+    assert await backend.push_pending() == 2
+    assert await backend.push_pending() == 0
+    pushed = await backend.get(kept.number)
+    assert not pushed.push_pending and pushed.external_ref and moved.status == "in_progress"
+    ticket = await raw(rt_server, "GET", f"/ticket/{pushed.external_ref}")
+    assert ticket["Status"] == "open" and custom_field_values(ticket)["WorkOrderNumber"] == kept.number
+    assert pushed.steps[-1].action == "pushed"
+    assert (await backend.get(lost.number)).external_ref == str(made["id"])
+
+    # A change to a pushed order while RT is down again changes nothing on either side.
+    client.base = f"http://127.0.0.1:{free_port()}/REST/2.0"
+    with pytest.raises(BackendUnavailable):
+        await backend.update_status(kept.number, "resolved", DEPT)
+    assert (await backend.get(kept.number)).status == "in_progress"
+    with pytest.raises(WorkOrderNotFound):
+        await backend.get("BJ-19990101-0001")
     await backend.close()
+
+
+async def test_changes_made_in_rt_while_we_were_down_arrive_after_a_restart(
+    rt_server: RtInstance, db: Database
+) -> None:
+    first = RtBackend(db, RtClient(rt_server.url, rt_server.token))
+    await first.sync_departments(list(load_routing().departments.values()))
+    order = await first.create(new_order(await add_contact(db)))
+    await first.sync()
+    await first.close()  # the gateway stops; staff keep working in RT
+    await raw(rt_server, "PUT", f"/ticket/{order.external_ref}", {"Status": "resolved"})
+    again = RtBackend(db, RtClient(rt_server.url, rt_server.token))  # a new process, the same database
+    assert [(o.number, o.status) for o in await again.sync()] == [(order.number, "resolved")]
+    assert await again.sync() == []
+    await again.close()
 
 
 async def test_build_with_crm_backend_rt(rt_server: RtInstance, db: Database) -> None:
