@@ -10,6 +10,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,9 @@ FEATURES: tuple[str, ...] = (
     "fused_dense",
     "coverage",
     "top_coverage",
+    "idf_top_coverage",
+    "dense_z",
+    "english",
 )
 
 
@@ -35,9 +39,21 @@ class RankingSignals:
     bm25_second: float
     agree: bool
     fused_top_dense: float
-    coverage: float
-    top_coverage: float
+    coverage: float  # share of query words known to the index
+    top_coverage: float  # share of query words found in the best article
     n_tokens: int
+    idf_top_coverage: float = 0.0  # the same, weighted by the words' rarity across articles
+    dense_z: float = 0.0  # how far the best dense score stands out of the top ten (in their standard deviations)
+    english: bool = False  # an English query: its scores run lower (the model and the KB are mainly Chinese)
+
+    def select(self, features: tuple[str, ...]) -> np.ndarray:
+        """The named features in that order (a calibration fitted on fewer features still applies)."""
+        v = self.vector()
+        return np.array([v[FEATURES.index(f)] for f in features], dtype=np.float64)
+
+    def as_dict(self) -> dict[str, float]:
+        """The features by name (what the refusal model weighs), for logs, the API and other deciders."""
+        return {name: round(float(v), 4) for name, v in zip(FEATURES, self.vector(), strict=True)}
 
     def vector(self) -> np.ndarray:
         return np.array(
@@ -50,6 +66,9 @@ class RankingSignals:
                 self.fused_top_dense,
                 self.coverage,
                 self.top_coverage,
+                self.idf_top_coverage,
+                self.dense_z,
+                1.0 if self.english else 0.0,
             ],
             dtype=np.float64,
         )
@@ -65,9 +84,10 @@ class Calibration:
     threshold: float
     model_fingerprint: str = ""
     note: str = ""
+    model_family: str = ""
 
     def probability(self, signals: RankingSignals) -> float:
-        x = (signals.vector() - np.asarray(self.mean)) / np.asarray(self.std)
+        x = (signals.select(self.features) - np.asarray(self.mean)) / np.asarray(self.std)
         z = float(x @ np.asarray(self.weights) + self.bias)
         return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
 
@@ -78,8 +98,7 @@ class Calibration:
         path.write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, path: Path) -> Calibration:
-        data = json.loads(path.read_text(encoding="utf-8"))
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
         return cls(
             features=tuple(data["features"]),
             mean=tuple(data["mean"]),
@@ -89,7 +108,40 @@ class Calibration:
             threshold=float(data["threshold"]),
             model_fingerprint=data.get("model_fingerprint", ""),
             note=data.get("note", ""),
+            model_family=data.get("model_family", ""),
         )
+
+    @classmethod
+    def load(cls, path: Path) -> Calibration:
+        """The first calibration in a file (a single one, or the first of a `calibrations` list)."""
+        return load_all(path)[0]
+
+
+def load_all(path: Path) -> list[Calibration]:
+    """Every calibration in a file: {"calibrations": [...]} (one per model family) or a single object."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    entries = data["calibrations"] if isinstance(data, dict) and "calibrations" in data else [data]
+    return [Calibration.from_dict(e) for e in entries]
+
+
+def pick(calibrations: list[Calibration], family: str, fingerprint: str) -> tuple[Calibration | None, str]:
+    """The calibration fitted for this very model, else for its family (the same base model and recipe, e.g. a
+    fine-tune of another KB), else the first one; with how it matched ("model", "family", "fallback", "none")."""
+    for c in calibrations:
+        if c.model_fingerprint and c.model_fingerprint == fingerprint:
+            return c, "model"
+    for c in calibrations:
+        if c.model_family and c.model_family == family:
+            return c, "family"
+    return (calibrations[0], "fallback") if calibrations else (None, "none")
+
+
+def save_entry(path: Path, calibration: Calibration) -> None:
+    """Write a calibration into a multi-model file, replacing the entry of the same family."""
+    entries = [c for c in (load_all(path) if path.exists() else []) if c.model_family != calibration.model_family]
+    entries.append(calibration)
+    payload = {"calibrations": [asdict(c) for c in entries]}
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def fit_logistic(

@@ -41,6 +41,10 @@ class SearchHit(BaseModel):
 class SearchResponse(BaseModel):
     results: list[SearchHit] = Field(description="Best first")
     answerable: bool = Field(description="False when no article is good enough to answer with (calibrated)")
+    confidence: float | None = Field(
+        None, description="The calibrated probability that the best result answers the query (answerable is "
+        "confidence ≥ the calibrated threshold); null without a calibration. For combining with other signals."
+    )
     took_ms: float
 
 
@@ -74,6 +78,7 @@ async def search(
             for h in result.hits
         ],
         answerable=bool(result.answerable),
+        confidence=None if result.confidence is None else round(float(result.confidence), 4),
         took_ms=round((time.perf_counter() - started) * 1000, 2),
     )
 

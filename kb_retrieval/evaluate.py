@@ -47,7 +47,7 @@ def rank_all(kb: KnowledgeBase, queries: list[Query]) -> dict[str, list[Ranking]
     original = kb.config
     try:
         for q in queries:
-            qv = kb.embedder.encode([normalize(q.q)])[0]
+            qv = kb.encode_query(normalize(q.q))
             out["bm25"].append(kb.rank(q.q, "bm25", query_vector=qv))
             out["dense"].append(kb.rank(q.q, "dense", query_vector=qv))
             kb.config = rrf
@@ -118,8 +118,11 @@ def main() -> None:
     ap.add_argument("--queries", type=Path, required=True, nargs="+")
     ap.add_argument("--index-dir", type=Path, default=None, help="reuse/save the index here (faster reruns)")
     ap.add_argument("--sweep", action="store_true", help="also sweep fusion weights (use on tune data only)")
+    ap.add_argument("--model", default=None, help="model path or name (default: KB_EMBEDDING_MODEL or m3e-small)")
+    ap.add_argument("--full-precision-queries", action="store_true", help="queries through the float model")
     args = ap.parse_args()
-    config = KBConfig.from_env(index_dir=args.index_dir)
+    config = KBConfig.from_env(index_dir=args.index_dir, quantize_queries=not args.full_precision_queries,
+                               **({"model": args.model} if args.model else {}))
     kb = build_knowledge_base(config, load_articles(args.kb))
     for path in args.queries:
         queries = load_queries(path)
@@ -131,7 +134,7 @@ def main() -> None:
 
 def sweep(kb: KnowledgeBase, queries: list[Query]) -> None:
     original = kb.config
-    vecs = [kb.embedder.encode([normalize(q.q)])[0] for q in queries]
+    vecs = [kb.encode_query(normalize(q.q)) for q in queries]
     ins = [i for i, q in enumerate(queries) if q.expected is not None]
     grid: list[tuple[str, KBConfig]] = []
     for w in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):

@@ -26,11 +26,13 @@ import numpy as np
 import structlog
 
 from kb_retrieval.answerable import Calibration, RankingSignals
+from kb_retrieval.answerable import load_all as load_calibrations
+from kb_retrieval.answerable import pick as pick_calibration
 from kb_retrieval.articles import Article
 from kb_retrieval.config import KBConfig
 from kb_retrieval.embedding import Embedder
 from kb_retrieval.fusion import reciprocal_rank_fusion, weighted_sum
-from kb_retrieval.text import Tokenizer, chunk_body, detect_language, normalize
+from kb_retrieval.text import TOKENIZER_VERSION, Tokenizer, chunk_body, detect_language, normalize
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +67,8 @@ class SearchResult:
     answerable: bool
     took_ms: float
     lang: str
-    confidence: float | None = None
+    confidence: float | None = None  # the calibrated probability that the best hit answers the query
+    signals: RankingSignals | None = None  # what the decision saw, for callers that combine it (e.g. with the NLU)
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,27 @@ class _State:
     bm25_rows: np.ndarray  # BM25 doc → row
     passage_row: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (article_id, text) → rows
     article_tokens: dict[str, frozenset[str]] = field(default_factory=dict)  # live tokens of each article
+    idf: dict[str, float] = field(default_factory=dict)  # log((N+1)/(df+0.5)) over live articles
+    max_idf: float = 0.0  # what a word no article contains weighs
+    masks: dict[tuple[str | None, str | None], np.ndarray] = field(default_factory=dict)  # filter cache
+
+    def filter_mask(self, lang: str | None, department: str | None) -> np.ndarray:
+        """Articles (in article_order) a lang/department filter allows; computed once per state and filter."""
+        key = (lang, department)
+        mask = self.masks.get(key)
+        if mask is None:
+            mask = np.array(
+                [
+                    (art := self.articles.get(aid)) is not None
+                    and (department is None or art.department == department)
+                    and (lang is None or art.has_language(lang))
+                    for aid in self.article_order
+                ],
+                dtype=bool,
+            )
+            if len(self.masks) < 256:  # departments are few; a flood of made-up ones must not grow memory
+                self.masks[key] = mask
+        return mask
 
     @property
     def n_alive(self) -> int:
@@ -151,7 +175,8 @@ class KnowledgeBase:
 
     def _params_fingerprint(self) -> str:
         c = self.config
-        raw = f"{FORMAT_VERSION}|{self.embedder.fingerprint}|{c.zh_chunk_chars}|{c.en_chunk_words}|{c.user_words}"
+        raw = (f"{FORMAT_VERSION}|{self.embedder.fingerprint}|{c.zh_chunk_chars}|{c.en_chunk_words}|{c.user_words}"
+               f"|t{TOKENIZER_VERSION}")
         return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
     def fingerprint(self) -> str:
@@ -204,6 +229,12 @@ class KnowledgeBase:
             passage_row.setdefault((p.article_id, p.text), []).append(i)
             if alive_arr[i]:
                 article_tokens.setdefault(p.article_id, set()).update(tokens[i])
+        df: dict[str, int] = {}
+        for toks in article_tokens.values():
+            for t in toks:
+                df[t] = df.get(t, 0) + 1
+        n_art = max(1, len(article_tokens))
+        idf = {t: float(np.log((n_art + 1) / (c + 0.5))) for t, c in df.items()}
         return _State(
             articles=dict(articles),
             passages=tuple(passages),
@@ -219,6 +250,8 @@ class KnowledgeBase:
             bm25_rows=bm25_rows,
             passage_row=passage_row,
             article_tokens={a: frozenset(t) for a, t in article_tokens.items()},
+            idf=idf,
+            max_idf=float(np.log((n_art + 1) / 0.5)),
         )
 
     def _embed(self, texts: list[str], cache: dict[str, np.ndarray] | None = None) -> np.ndarray:
@@ -364,6 +397,13 @@ class KnowledgeBase:
             {int(a): int(rows[b]) for a, b in zip(uniq, best, strict=True)},
         )
 
+    def encode_query(self, normalized_query: str) -> np.ndarray:
+        """The query's vector: the embedder's query path (cache, int8 model) when it has one."""
+        encode_query = getattr(self.embedder, "encode_query", None)
+        if encode_query is not None:
+            return np.asarray(encode_query(normalized_query), dtype=np.float32)
+        return self.embedder.encode([normalized_query])[0]
+
     def rank(
         self,
         query: str,
@@ -379,18 +419,8 @@ class KnowledgeBase:
         qn = normalize(query)
         q_lang = lang or detect_language(qn)
         tokens = self.tokenizer.tokenize(qn)
-        allowed: np.ndarray | None = None
-        if department is not None or lang is not None:
-            allowed = np.array(
-                [
-                    (art := st.articles.get(aid)) is not None
-                    and (department is None or art.department == department)
-                    and (lang is None or art.has_language(lang))
-                    for aid in st.article_order
-                ],
-                dtype=bool,
-            )
-        qv = query_vector if query_vector is not None else self.embedder.encode([qn])[0]
+        allowed = st.filter_mask(lang, department) if department is not None or lang is not None else None
+        qv = query_vector if query_vector is not None else self.encode_query(qn)
         d_rows, d_scores = self._dense_rows(st, qv)
         b_rows, b_scores, coverage = self._bm25_rows(st, tokens)
         if exclude_passage is not None:
@@ -415,6 +445,9 @@ class KnowledgeBase:
         b_sorted = sorted(bm25.values(), reverse=True)
         d_top = max(dense, key=lambda a: dense[a]) if dense else -1
         b_top = max(bm25, key=lambda a: bm25[a]) if bm25 else -2
+        top_tokens = st.article_tokens.get(st.article_order[order[0]], frozenset()) if order else frozenset()
+        weights = [st.idf.get(t, st.max_idf) for t in tokens]
+        d_head = np.asarray(d_sorted[:10])
         signals = RankingSignals(
             dense_top=d_sorted[0] if d_sorted else 0.0,
             dense_second=d_sorted[1] if len(d_sorted) > 1 else 0.0,
@@ -423,12 +456,15 @@ class KnowledgeBase:
             agree=d_top == b_top,
             fused_top_dense=dense.get(order[0], min(d_sorted, default=0.0)) if order else 0.0,
             coverage=coverage,
-            top_coverage=(
-                sum(t in st.article_tokens.get(st.article_order[order[0]], ()) for t in tokens) / len(tokens)
-                if order and tokens
+            top_coverage=sum(t in top_tokens for t in tokens) / len(tokens) if tokens else 0.0,
+            n_tokens=len(tokens),
+            idf_top_coverage=(
+                sum(w for t, w in zip(tokens, weights, strict=True) if t in top_tokens) / sum(weights)
+                if tokens and sum(weights) > 0
                 else 0.0
             ),
-            n_tokens=len(tokens),
+            dense_z=float((d_head[0] - d_head.mean()) / (d_head.std() + 1e-3)) if len(d_head) > 1 else 0.0,
+            english=q_lang == "en",
         )
         ids = [st.article_order[a] for a in order]
         best_passage = {}
@@ -472,7 +508,7 @@ class KnowledgeBase:
         ]
         confidence = self.calibration.probability(r.signals) if self.calibration else None
         answerable = bool(hits) and (confidence is None or confidence >= self.calibration.threshold)  # type: ignore[union-attr]
-        return SearchResult(hits, answerable, (time.perf_counter() - t0) * 1000, r.lang, confidence)
+        return SearchResult(hits, answerable, (time.perf_counter() - t0) * 1000, r.lang, confidence, r.signals)
 
     # ---------- persistence ----------
 
@@ -537,6 +573,19 @@ class KnowledgeBase:
         return {p.text: st.embeddings[i] for i, p in enumerate(st.passages)}
 
 
+def saved_vectors(directory: Path, model_fingerprint: str) -> dict[str, np.ndarray] | None:
+    """Passage text → vector from a saved index built with this model (whatever else changed), else None."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text())
+        if manifest.get("model") != model_fingerprint:
+            return None
+        emb = np.load(directory / "embeddings.npy")
+        texts = [json.loads(line)[3] for line in (directory / "passages.jsonl").open(encoding="utf-8")]
+    except (OSError, ValueError, IndexError):
+        return None
+    return dict(zip(texts, emb, strict=False)) if len(texts) == len(emb) else None
+
+
 def build_knowledge_base(
     config: KBConfig,
     articles: Sequence[Article],
@@ -549,11 +598,17 @@ def build_knowledge_base(
     from kb_retrieval.embedding import SentenceTransformerEmbedder, resolve_model
 
     if embedder is None:
-        embedder = SentenceTransformerEmbedder(resolve_model(config.model), config.torch_threads)
+        embedder = SentenceTransformerEmbedder(
+            resolve_model(config.model), config.torch_threads, quantize_queries=config.quantize_queries
+        )
     if calibration is None and config.calibration_path is not None and config.calibration_path.exists():
-        calibration = Calibration.load(config.calibration_path)
-        if calibration.model_fingerprint and calibration.model_fingerprint != embedder.fingerprint:
-            log.warning("kb.calibration_model_mismatch", calibration=str(config.calibration_path))
+        family = getattr(embedder, "family", embedder.fingerprint)
+        calibration, matched = pick_calibration(load_calibrations(config.calibration_path), family,
+                                                embedder.fingerprint)
+        if matched == "fallback":
+            log.warning("kb.calibration_model_mismatch", calibration=str(config.calibration_path), family=family)
+        else:
+            log.info("kb.calibration", matched=matched, family=family)
     kb = KnowledgeBase(config, embedder, calibration, tokenizer)
     kb.tokenizer.warm_up()
     cache: dict[str, np.ndarray] | None = None
@@ -564,11 +619,7 @@ def build_knowledge_base(
             return kb
         except StaleIndexError as exc:
             log.info("kb.index_stale", reason=str(exc))
-            try:
-                kb.load(config.index_dir)  # same model: reuse its vectors for unchanged passages
-                cache = kb.vector_cache()
-            except StaleIndexError:
-                cache = None
+            cache = saved_vectors(config.index_dir, embedder.fingerprint)  # same model: reuse unchanged passages
     kb.rebuild(articles, cache)
     if config.index_dir is not None:
         kb.save(config.index_dir)

@@ -20,6 +20,8 @@ from gateway.coordination import Coordination
 from gateway.storage import Database
 from kb_retrieval.articles import Article, load_articles
 from kb_retrieval.config import KBConfig
+from kb_retrieval.finetune import DEFAULT_ROOT as FINETUNED_ROOT
+from kb_retrieval.finetune import find_finetuned
 from kb_retrieval.index import KnowledgeBase, SearchResult, build_knowledge_base
 from kb_retrieval.store import ArticleStore
 
@@ -32,6 +34,17 @@ class KnowledgeSettings:
     kb_path: Path
     index_dir: Path
     embedding_model: str | None = None
+
+
+def resolve_kb_model(setting: str | None, kb_path: Path, root: Path = FINETUNED_ROOT) -> str | None:
+    """KB_EMBEDDING_MODEL when set; else the model `make train` fine-tuned for this KB file, when it was built;
+    else None (the bundled m3e-small). The fine-tuned model is found by a fingerprint of the KB file's questions,
+    so pointing KB_PATH at another file picks that file's model (or the base one until `make train` ran)."""
+    if setting:
+        return setting
+    found = find_finetuned(kb_path, root)
+    log.info("kb.embedding_model", finetuned=str(found) if found else None, kb_path=str(kb_path))
+    return str(found) if found else None
 
 
 class KnowledgeLoading(Exception):
@@ -79,7 +92,8 @@ class KnowledgeService:
             log.warning("kb.file_missing", path=str(settings.kb_path))
         articles = [a for a in await self.store.all() if a.published]
         log.info("kb.indexing", articles=len(articles))
-        config = KBConfig(model=settings.embedding_model, index_dir=settings.index_dir)
+        config = KBConfig(model=resolve_kb_model(settings.embedding_model, settings.kb_path),
+                          index_dir=settings.index_dir)
         self._index = await asyncio.to_thread(build_knowledge_base, config, articles)
         self._loaded.set()
         log.info("kb.ready", articles=len(articles), seconds=round(time.perf_counter() - started, 2))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import opencc
+import snowballstemmer
 
 _CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD_RE = re.compile(r"[a-z]+")
@@ -70,8 +71,11 @@ def detect_language(text: str) -> str:
     return "zh" if cjk >= 2 or cjk >= latin_words else "en"
 
 
+TOKENIZER_VERSION = 2  # part of the index fingerprint: saved tokens are stale when tokenisation changes
+
+
 class Tokenizer:
-    """BM25 tokens: jieba search-mode words for Chinese, lower-cased words for English (input already normalised).
+    """BM25 tokens: jieba search-mode words for Chinese, stemmed lower-case words for English (input normalised).
 
     Owns its own jieba tokenizer (no module-level state); initialisation is lazy and thread-safe.
     """
@@ -106,9 +110,11 @@ class Tokenizer:
             if not part:
                 continue
             if _EN_WORD_RE.fullmatch(part):
-                word = _stem(part)
-                if word not in _EN_STOPWORDS:
-                    tokens.append(word)
+                # Why stop words first: the stemmer turns "does" into "doe" and "please" into "pleas".
+                if part not in _EN_STOPWORDS:
+                    word = stem_english(part)
+                    if word not in _EN_STOPWORDS:
+                        tokens.append(word)
                 continue
             if not _CJK_RE.search(part):
                 continue
@@ -117,6 +123,20 @@ class Tokenizer:
                 if tok and _TOKEN_OK_RE.search(tok) and tok not in _ZH_STOPWORDS:
                     tokens.append(tok)
         return tokens
+
+
+_STEMMERS = threading.local()  # Why per thread: a snowball stemmer keeps its current word in the object
+
+
+@lru_cache(maxsize=65536)
+def stem_english(word: str) -> str:
+    """Snowball (Porter 2) English stem of a lower-case word, after dropping a possessive: "renewing" → "renew",
+    "permits" → "permit". Measured on the English and code-mixed tuning and dev queries: BM25 hit@1 0.811 → 0.847
+    against the plural-only stemmer below."""
+    stemmer = getattr(_STEMMERS, "english", None)
+    if stemmer is None:
+        stemmer = _STEMMERS.english = snowballstemmer.stemmer("english")
+    return str(stemmer.stemWord(_stem(word)))
 
 
 def _stem(word: str) -> str:

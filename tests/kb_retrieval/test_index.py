@@ -167,5 +167,28 @@ def test_shipped_calibration_is_valid() -> None:
     from kb_retrieval.config import DEFAULT_CALIBRATION
 
     c = Calibration.load(DEFAULT_CALIBRATION)
-    assert c.features == FEATURES and 0 < c.threshold < 1
+    assert set(c.features) <= set(FEATURES) and 0 < c.threshold < 1
     assert np.isfinite(np.asarray(c.weights)).all()
+
+
+def test_signals_weigh_rare_words_and_are_exposed(articles: list[Article], fake_embedder: FakeEmbedder) -> None:
+    kb = _kb(articles, fake_embedder)
+    # "公交卡" is in two articles, "滞纳金" in one: finding the rare word in the top article counts for more
+    r = kb.search("水费 滞纳金", k=2)
+    assert r.signals is not None and r.hits[0].article.id == "kb-utilities-001"
+    assert r.signals.idf_top_coverage == pytest.approx(1.0)
+    partial = kb.search("公交卡 量子纠缠").signals
+    assert partial is not None and 0 < partial.idf_top_coverage < partial.top_coverage <= 0.5
+    named = r.signals.as_dict()
+    assert list(named) == list(FEATURES) and named["idf_top_coverage"] == pytest.approx(1.0)
+
+
+def test_filters_are_computed_once_per_index_state(articles: list[Article], fake_embedder: FakeEmbedder) -> None:
+    kb = _kb(articles, fake_embedder)
+    kb.search("公交卡", department="transport", lang="zh")
+    st = kb._state
+    mask = st.masks[("zh", "transport")]
+    kb.search("公交卡挂失", department="transport", lang="zh")
+    assert st.masks[("zh", "transport")] is mask
+    kb.upsert(make_article("kb-transport-009", "transport", "地铁末班车时间", "地铁末班车22:30发车。"))
+    assert kb.search("地铁末班车", department="transport", lang="zh").hits[0].article.id == "kb-transport-009"

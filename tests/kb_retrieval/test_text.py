@@ -50,3 +50,9 @@ def test_chunk_en_body_by_words() -> None:
     assert len(chunks) >= 3
     assert all(len(c.split()) <= 80 + 7 for c in chunks)
     assert all(f"number {i} " in " ".join(chunks) for i in range(30))
+
+
+def test_english_words_are_stemmed_after_stop_words(tokenizer: Tokenizer) -> None:
+    tokens = tokenizer.tokenize(normalize("Renewing my permits? Does it cost money"))
+    assert tokens == ["renew", "permit", "cost", "money"]
+    assert tokenizer.tokenize("applying for a licence") == tokenizer.tokenize("apply for licences")
