@@ -1,0 +1,174 @@
+"""The official account's custom menu (自定义菜单) and welcome message, from one config file (`menu.yml`).
+
+The same file tells the connector what a menu click means (a CLICK button's `key` → `payload`: an intent such as
+`/report_problem` or plain text the bot reads like a citizen's) and what a new follower is told (the welcome text,
+with the click entries as numbered choices, since a text reply has no buttons).
+
+    python -m channels.wechat.menu publish channels/wechat/menu.yml   # menu/create with the account's credentials
+    python -m channels.wechat.menu show channels/wechat/menu.yml      # the JSON it would publish
+
+WeChat's limits are checked before anything is sent: at most 3 top-level buttons of up to 16 bytes, 5 sub-buttons
+each of up to 60 bytes, keys up to 128 bytes, and a CLICK needs a key, a VIEW a URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
+import yaml
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from channels.base import Button
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
+
+MAX_TOP = 3
+MAX_SUB = 5
+
+
+def _bytes(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+class MenuButton(BaseModel):
+    name: str = Field(min_length=1)
+    type: Literal["click", "view"] | None = None  # inferred: `url` → view, `key` → click
+    key: str | None = None
+    payload: str | None = None  # what a click means to the bot; default: the button's name
+    url: str | None = None
+    sub_button: list[MenuButton] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MenuButton:
+        if self.sub_button:
+            if len(self.sub_button) > MAX_SUB:
+                raise ValueError(f"{self.name}: at most {MAX_SUB} sub-buttons")
+            if self.key or self.url:
+                raise ValueError(f"{self.name}: a button with sub-buttons has no key or url of its own")
+            for sub in self.sub_button:
+                if sub.sub_button:
+                    raise ValueError(f"{sub.name}: menus are two levels deep at most")
+                if _bytes(sub.name) > 60:
+                    raise ValueError(f"{sub.name}: a sub-button name is at most 60 bytes")
+            return self
+        kind = self.type or ("view" if self.url else "click")
+        self.type = kind
+        if kind == "click" and not self.key:
+            raise ValueError(f"{self.name}: a click button needs a key")
+        if kind == "view" and not (self.url or "").startswith(("http://", "https://")):
+            raise ValueError(f"{self.name}: a view button needs an http(s) url")
+        if self.key and _bytes(self.key) > 128:
+            raise ValueError(f"{self.name}: key longer than 128 bytes")
+        return self
+
+    def wire(self) -> dict[str, Any]:
+        if self.sub_button:
+            return {"name": self.name, "sub_button": [b.wire() for b in self.sub_button]}
+        if self.type == "view":
+            return {"type": "view", "name": self.name, "url": self.url}
+        return {"type": "click", "name": self.name, "key": self.key}
+
+
+class MenuConfig(BaseModel):
+    welcome: dict[str, str] = Field(default_factory=dict)  # language → text
+    buttons: list[MenuButton] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _limits(self) -> MenuConfig:
+        if len(self.buttons) > MAX_TOP:
+            raise ValueError(f"at most {MAX_TOP} top-level buttons")
+        for button in self.buttons:
+            if _bytes(button.name) > 16:
+                raise ValueError(f"{button.name}: a top-level name is at most 16 bytes")
+        keys = [b.key for b in self.leaves() if b.key]
+        if len(keys) != len(set(keys)):
+            raise ValueError("menu keys must be unique")
+        return self
+
+    def leaves(self) -> list[MenuButton]:
+        return [leaf for b in self.buttons for leaf in (b.sub_button or [b])]
+
+    def wire(self) -> dict[str, Any]:
+        """The body of menu/create."""
+        return {"button": [b.wire() for b in self.buttons]}
+
+    def click_payloads(self) -> dict[str, str]:
+        """A CLICK event's EventKey → what the bot is told."""
+        return {b.key: b.payload or b.name for b in self.leaves() if b.type == "click" and b.key}
+
+    def welcome_buttons(self) -> tuple[Button, ...]:
+        """The menu as choices (numbered in a text reply; a URL entry becomes a link)."""
+        return tuple(
+            Button(b.name, b.payload or b.name) if b.type == "click" else Button(b.name, b.url or "")
+            for b in self.leaves()
+        )
+
+    def welcome_text(self, language: str) -> str:
+        return self.welcome.get(language) or self.welcome.get("zh") or ""
+
+
+def load_menu(path: Path) -> MenuConfig:
+    """Read and check a menu file; a ValueError says what is wrong."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return MenuConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{path}: {problems}") from exc
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+async def publish(settings: Settings, path: Path, http: httpx.AsyncClient | None = None) -> dict[str, Any]:
+    """Publish the menu in `path` with the account in `settings` (gateway Settings); returns the body sent."""
+    from channels.wechat.connector import WeChatConnector
+    from gateway.coordination import build_coordination
+
+    menu = load_menu(path)
+    # The gateway's coordination: with Redis, the running workers' access_token is reused, not replaced.
+    coordination = build_coordination(settings.redis_url, settings.redis_key_prefix)
+    connector = WeChatConnector.from_settings(settings, coordination, http=http)
+    if connector is None:
+        raise SystemExit("WECHAT_APP_ID, WECHAT_APP_SECRET and WECHAT_TOKEN must be set")
+    try:
+        body = menu.wire()
+        await connector.api.post("/cgi-bin/menu/create", body)
+        return body
+    finally:
+        await connector.close()
+        await coordination.close()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] not in ("publish", "show"):
+        print("usage: python -m channels.wechat.menu {publish|show} MENU.yml", file=sys.stderr)
+        return 2
+    path = Path(argv[1])
+    try:
+        menu = load_menu(path)
+    except ValueError as exc:
+        print(f"invalid menu: {exc}", file=sys.stderr)
+        return 1
+    if argv[0] == "show":
+        print(json.dumps(menu.wire(), ensure_ascii=False, indent=2))
+        return 0
+    from channels.wechat.api import WeChatApiError
+    from gateway.settings import Settings
+
+    try:
+        body = asyncio.run(publish(Settings(), path))
+    except WeChatApiError as exc:
+        print(f"WeChat refused the menu: {exc}", file=sys.stderr)
+        return 1
+    print(f"menu published: {len(body['button'])} buttons")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

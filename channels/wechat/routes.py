@@ -1,0 +1,86 @@
+"""HTTP routes of the WeChat channel: the server-verification handshake and the push webhook."""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+
+from channels.wechat.connector import Forged, Unreadable, WeChatConnector
+from gateway.services import Services, services_of
+
+log = structlog.get_logger(__name__)
+
+SUCCESS = "success"  # what WeChat wants when there is no passive reply (never retried, never shown)
+
+
+def build_router(connector: WeChatConnector, passive_reply_seconds: float) -> APIRouter:
+    router = APIRouter(tags=["channels"])
+
+    @router.get(
+        "/channels/wechat/webhook",
+        summary="WeChat's server verification: echostr back when signature (token, timestamp, nonce) is ours",
+        responses={403: {"description": "Wrong or missing signature"}},
+        response_class=Response,
+    )
+    async def wechat_handshake(request: Request) -> Response:
+        try:
+            echostr = connector.handshake(dict(request.query_params))
+        except Forged as exc:
+            log.warning("wechat.forged_handshake")
+            raise HTTPException(status_code=403, detail="bad or missing signature") from exc
+        return Response(echostr, media_type="text/plain")
+
+    @router.post(
+        "/channels/wechat/webhook",
+        summary="WeChat's pushes (XML; plaintext, compatible or safe mode): a passive reply within the budget, "
+        "else \"success\" and customer-service messages",
+        responses={
+            400: {"description": "Not a WeChat message we can read (or encrypted without the AES key)"},
+            403: {"description": "Wrong or missing signature / msg_signature, or a ciphertext not for this account"},
+        },
+        response_class=Response,
+    )
+    async def wechat_webhook(request: Request, services: Services = Depends(services_of)) -> Response:
+        started = time.monotonic()
+        try:
+            envelope = connector.open(dict(request.query_params), await request.body())
+            parsed = connector.parse(envelope.xml)
+        except Forged as exc:
+            log.warning("wechat.forged", reason=str(exc))
+            raise HTTPException(status_code=403, detail="bad or missing signature") from exc
+        except Unreadable as exc:
+            log.warning("wechat.unreadable", reason=str(exc))
+            raise HTTPException(status_code=400, detail=str(exc)) from exc
+        if parsed.receipt is not None:
+            msgid, state, error = parsed.receipt
+            if msgid and services.outbox is not None:
+                await services.outbox.receipt(connector.name, msgid, state, error)
+            return Response(SUCCESS, media_type="text/plain")
+        if parsed.message is None:
+            return Response(SUCCESS, media_type="text/plain")
+        received = await services.pipeline.receive(parsed.message)
+        if received.duplicate:
+            # WeChat's retry: the first delivery's turn answers it (passively or by customer-service message).
+            return Response(SUCCESS, media_type="text/plain")
+        passive = connector.passive
+        budget = passive_reply_seconds - (time.monotonic() - started)
+        waiter = passive.expect(received.message_id, budget) if passive is not None else None
+
+        async def turn() -> None:
+            try:
+                await services.pipeline.process(received.conversation_id)
+            finally:
+                if passive is not None:
+                    passive.turn_finished(received.message_id)
+
+        services.spawn(turn(), name="wechat-turn")
+        if passive is None or waiter is None:
+            return Response(SUCCESS, media_type="text/plain")
+        text = await passive.wait(received.message_id, waiter)
+        if text is None:
+            return Response(SUCCESS, media_type="text/plain")
+        return Response(connector.passive_reply(parsed, text, envelope), media_type="application/xml")
+
+    return router
