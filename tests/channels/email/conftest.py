@@ -1,0 +1,32 @@
+"""Fixtures of the e-mail tests: a real Dovecot IMAP server (one per session, a fresh mailbox per test) and a real
+SMTP server (aiosmtpd) recording what it accepted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.channels.email.mailservers import Dovecot, SmtpServer, dovecot_available
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    if not dovecot_available():
+        pytest.fail("dovecot is not installed: `make system-deps` (Debian's dovecot-imapd)")
+    server = Dovecot.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox(dovecot: Dovecot) -> str:
+    """The login of a fresh, empty mailbox on the Dovecot server."""
+    return dovecot.new_user()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer.start()
+    yield server
+    server.stop()
