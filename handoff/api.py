@@ -1,0 +1,358 @@
+"""The inbox's JSON API under /api/inbox (login, the list, one conversation, what agents do, agents, queues) and
+its WebSocket (/api/inbox/ws: the "inbox" coordination topic, plus the followed conversation's messages).
+
+Every route but login checks the role through gateway/auth.py; a browser's state-changing call carries the session's
+CSRF token in `X-CSRF-Token`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack, suppress
+from typing import Annotated, Any, Literal
+
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, Field
+
+from channels.base import OutboundMessage
+from gateway.auth import (
+    INBOX_ROLES,
+    SESSION_COOKIE,
+    SUPERVISOR_ROLES,
+    Principal,
+    require_roles,
+    session_of,
+)
+from gateway.coordination import Subscription
+from gateway.services import Services, services_of, services_of_socket
+from handoff.agents import AgentError, AgentView
+from handoff.canned import canned_responses
+from handoff.service import HandoffConflict, HandoffError, HandoffNotFound, HandoffService, Staff
+
+log = structlog.get_logger(__name__)
+LOGIN_ATTEMPTS = 10  # per e-mail in five minutes: guessing passwords stays slow
+
+Inbox = Annotated[Principal, Depends(require_roles(*INBOX_ROLES))]
+Supervisor = Annotated[Principal, Depends(require_roles(*SUPERVISOR_ROLES))]
+Admin = Annotated[Principal, Depends(require_roles("admin"))]
+Anyone = Annotated[Principal, Depends(require_roles("agent", "supervisor", "content_editor", "admin"))]
+
+
+def handoff_of(services: Services = Depends(services_of)) -> HandoffService:
+    handoff = services.handoff
+    if handoff is None:
+        raise HTTPException(503, "the inbox is not available")
+    return handoff
+
+
+Service = Annotated[HandoffService, Depends(handoff_of)]
+
+
+def _staff(principal: Principal, agents: dict[int, str] | None = None) -> Staff:
+    return Staff(principal.agent_id, (agents or {}).get(principal.agent_id or -1, principal.name), principal.role)
+
+
+async def _staff_of(principal: Principal, service: HandoffService) -> Staff:
+    if principal.agent_id is None:
+        return Staff(None, principal.name, principal.role)
+    names = {a.id: a.name for a in await service.agents.all() if a.id == principal.agent_id}
+    return _staff(principal, names)
+
+
+def _error(exc: HandoffError) -> HTTPException:
+    if isinstance(exc, HandoffNotFound):
+        return HTTPException(404, str(exc) or "not found")
+    if isinstance(exc, HandoffConflict):
+        return HTTPException(409, str(exc))
+    return HTTPException(422, str(exc))
+
+
+# ---- bodies -------------------------------------------------------------------------------------------------------
+
+
+class LoginIn(BaseModel):
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class AgentOut(BaseModel):
+    id: int
+    email: str
+    name: str
+    role: str
+    departments: list[str]
+    capacity: int
+    online: bool
+    language: str
+
+    @classmethod
+    def of(cls, view: AgentView) -> AgentOut:
+        return cls(**view.__dict__)
+
+
+class LoginOut(BaseModel):
+    agent: AgentOut
+    csrf_token: str
+
+
+class AgentIn(BaseModel):
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=8, max_length=200)
+    name: str = Field(min_length=1, max_length=200)
+    role: Literal["agent", "supervisor", "content_editor", "admin"] = "agent"
+    departments: list[str] = Field(default_factory=list, max_length=50)
+    capacity: int = Field(5, ge=0, le=100)
+    language: Literal["zh", "en"] = "zh"
+
+
+class AgentPatch(BaseModel):
+    departments: list[str] | None = Field(None, max_length=50)
+    capacity: int | None = Field(None, ge=0, le=100)
+    role: Literal["agent", "supervisor", "content_editor", "admin"] | None = None
+
+
+class MePatch(BaseModel):
+    online: bool | None = None
+    language: Literal["zh", "en"] | None = None
+
+
+class ReplyIn(BaseModel):
+    text: str = Field("", max_length=4000)
+    image: str | None = Field(None, max_length=2000, description="URL of an image (shown as a link where needed)")
+
+
+class NoteIn(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class TransferIn(BaseModel):
+    agent_id: int | None = None
+    department: str | None = Field(None, min_length=1, max_length=64)
+
+
+# ---- routes -------------------------------------------------------------------------------------------------------
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(prefix="/api/inbox", tags=["inbox"])
+
+    @router.post("/login", response_model=LoginOut, summary="Log in (sets the session cookie)")
+    async def login(body: LoginIn, request: Request, response: Response, service: Service) -> LoginOut:
+        # JSON only: a cross-site HTML form cannot send it, so the login itself cannot be forged.
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            raise HTTPException(415, "send JSON")
+        if not await service.coordination.allow(f"inbox-login:{body.email.strip().lower()}", LOGIN_ATTEMPTS, 300):
+            raise HTTPException(429, "too many login attempts for this e-mail; wait five minutes")
+        agent = await service.agents.authenticate(body.email, body.password)
+        if agent is None:
+            raise HTTPException(401, "wrong e-mail or password")
+        session_id, csrf = await service.agents.login(agent.id)
+        secure = request.url.scheme == "https"
+        response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="lax", secure=secure,
+                            max_age=int(service.agents.session_lifetime.total_seconds()), path="/")
+        await service.coordination.publish("inbox", {"type": "agent", "agent_id": agent.id, "online": True})
+        return LoginOut(agent=AgentOut.of(agent), csrf_token=csrf)
+
+    @router.post("/logout", status_code=204, summary="Log out (ends the session, goes offline)")
+    async def logout(principal: Anyone, request: Request, service: Service) -> Response:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            await service.agents.logout(cookie)
+        response = Response(status_code=204)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        if principal.agent_id is not None:
+            await service.coordination.publish("inbox", {"type": "agent", "agent_id": principal.agent_id,
+                                                         "online": False})
+        return response
+
+    @router.get("/me", response_model=LoginOut, summary="Who is logged in (and the CSRF token)")
+    async def me(principal: Anyone, service: Service) -> LoginOut:
+        agent = next((a for a in await service.agents.all() if a.id == principal.agent_id), None)
+        if agent is None:
+            raise HTTPException(404, "the admin token is not an agent")
+        return LoginOut(agent=AgentOut.of(agent), csrf_token=principal.csrf_token or "")
+
+    @router.patch("/me", response_model=AgentOut, summary="Go online or offline; pick the inbox language")
+    async def update_me(body: MePatch, principal: Anyone, service: Service) -> AgentOut:
+        if principal.agent_id is None:
+            raise HTTPException(404, "the admin token is not an agent")
+        view = await service.agents.update(principal.agent_id, online=body.online, language=body.language)
+        if body.online is not None:
+            await service.coordination.publish("inbox", {"type": "agent", "agent_id": view.id,
+                                                         "online": view.online})
+        return AgentOut.of(view)
+
+    @router.get("/conversations", summary="The list: by status, channel, department, assignee; newest first")
+    async def conversations(
+        _principal: Inbox, service: Service,
+        status: str = Query("pending,open", max_length=64, description="comma-separated: bot,pending,open,resolved"),
+        channel: str | None = Query(None, max_length=32),
+        department: str | None = Query(None, max_length=64),
+        assignee: str | None = Query(None, max_length=16, description="an agent id, 'me' or 'none'"),
+        limit: int = Query(100, ge=1, le=500),
+    ) -> dict[str, Any]:
+        statuses = tuple(s for s in status.split(",") if s)
+        unknown = set(statuses) - {"bot", "pending", "open", "resolved"}
+        if unknown:
+            raise HTTPException(422, f"unknown status {sorted(unknown)}")
+        agent_id: int | None = None
+        if assignee == "me":
+            agent_id = _principal.agent_id if _principal.agent_id is not None else -1
+        elif assignee and assignee != "none":
+            if not assignee.isdigit():
+                raise HTTPException(422, "assignee must be an agent id, 'me' or 'none'")
+            agent_id = int(assignee)
+        items = await service.list(status=statuses, channel=channel, department=department, agent_id=agent_id,
+                                   unassigned=assignee == "none", limit=limit)
+        return {"conversations": items}
+
+    @router.get("/conversations/{conversation_id}", summary="One conversation: history, events, contact panel")
+    async def conversation(conversation_id: str, principal: Inbox, service: Service) -> dict[str, Any]:
+        try:
+            detail = await service.detail(conversation_id)
+        except HandoffError as exc:
+            raise _error(exc) from exc
+        if detail["agent_id"] is not None and detail["agent_id"] == principal.agent_id:
+            await service.mark_read(conversation_id)
+        return detail
+
+    async def act(name: str, conversation_id: str, principal: Principal, service: HandoffService,
+                  **kwargs: Any) -> dict[str, Any]:
+        staff = await _staff_of(principal, service)
+        try:
+            await getattr(service, name)(conversation_id, staff, **kwargs)
+        except HandoffError as exc:
+            raise _error(exc) from exc
+        return {"ok": True, "conversation_id": conversation_id}
+
+    @router.post("/conversations/{conversation_id}/claim", summary="Take the conversation (race-safe)")
+    async def claim(conversation_id: str, principal: Inbox, service: Service) -> dict[str, Any]:
+        if principal.agent_id is None:
+            raise HTTPException(422, "only a logged-in agent can take a conversation")
+        return await act("claim", conversation_id, principal, service)
+
+    @router.post("/conversations/{conversation_id}/resolve", summary="Resolve (the citizen gets the survey)")
+    async def resolve(conversation_id: str, principal: Inbox, service: Service) -> dict[str, Any]:
+        return await act("resolve", conversation_id, principal, service)
+
+    @router.post("/conversations/{conversation_id}/hand-back", summary="Hand the conversation back to the bot")
+    async def hand_back(conversation_id: str, principal: Inbox, service: Service) -> dict[str, Any]:
+        return await act("hand_back", conversation_id, principal, service)
+
+    @router.post("/conversations/{conversation_id}/transfer", summary="To another agent or a department's queue")
+    async def transfer(conversation_id: str, body: TransferIn, principal: Inbox, service: Service
+                       ) -> dict[str, Any]:
+        return await act("transfer", conversation_id, principal, service, agent_id=body.agent_id,
+                         department=body.department)
+
+    @router.post("/conversations/{conversation_id}/notes", summary="A private note (never sent to the citizen)")
+    async def note(conversation_id: str, body: NoteIn, principal: Inbox, service: Service) -> dict[str, Any]:
+        return await act("note", conversation_id, principal, service, text=body.text)
+
+    @router.post("/conversations/{conversation_id}/reply", summary="Reply on the citizen's channel")
+    async def reply(conversation_id: str, body: ReplyIn, principal: Inbox, service: Service) -> dict[str, Any]:
+        if principal.agent_id is None:
+            raise HTTPException(422, "only a logged-in agent can reply")
+        staff = await _staff_of(principal, service)
+        try:
+            row = await service.reply(conversation_id, staff, OutboundMessage(text=body.text.strip() or None,
+                                                                               image=body.image))
+        except HandoffError as exc:
+            raise _error(exc) from exc
+        return {"ok": True, "message_id": row.id}
+
+    @router.get("/canned", summary="Canned responses for the reply box")
+    async def canned(_principal: Inbox) -> dict[str, Any]:
+        return {"responses": canned_responses()}
+
+    @router.get("/stats", summary="Queues for supervisors: waiting, open per agent, first response, CSAT today")
+    async def stats(_principal: Supervisor, service: Service) -> dict[str, Any]:
+        return await service.stats()
+
+    @router.get("/agents", response_model=list[AgentOut], summary="Agents (for transfers and the queues)")
+    async def agents(_principal: Inbox, service: Service) -> list[AgentOut]:
+        return [AgentOut.of(a) for a in await service.agents.all()]
+
+    @router.post("/agents", response_model=AgentOut, status_code=201, summary="Create an agent (admins)")
+    async def create_agent(body: AgentIn, _principal: Admin, service: Service) -> AgentOut:
+        try:
+            view = await service.agents.create(body.email, body.password, body.name, body.role, body.departments,
+                                               body.capacity, body.language)
+        except AgentError as exc:
+            raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from exc
+        return AgentOut.of(view)
+
+    @router.patch("/agents/{agent_id}", response_model=AgentOut, summary="Change departments, capacity, role")
+    async def update_agent(agent_id: int, body: AgentPatch, _principal: Admin, service: Service) -> AgentOut:
+        try:
+            view = await service.agents.update(agent_id, departments=body.departments, capacity=body.capacity,
+                                               role=body.role)
+        except AgentError as exc:
+            raise HTTPException(404 if "no agent" in str(exc) else 422, str(exc)) from exc
+        return AgentOut.of(view)
+
+    @router.websocket("/ws")
+    async def socket(websocket: WebSocket) -> None:
+        """Live events for the inbox page. Needs a session cookie of an inbox role and a same-origin page."""
+        services = services_of_socket(websocket)
+        info = await session_of(websocket)
+        origin = websocket.headers.get("origin")
+        host = websocket.headers.get("host", "")
+        if info is None or info.agent.role not in INBOX_ROLES:
+            await websocket.close(code=1008, reason="log in to the inbox first")
+            return
+        if origin is not None and origin.split("://", 1)[-1] != host:
+            await websocket.close(code=1008, reason="cross-origin socket refused")
+            return
+        await websocket.accept()
+        services.metrics.inbox_sockets.inc()
+        followed: asyncio.Task[None] | None = None
+        try:
+            async with AsyncExitStack() as stack:
+                inbox = await stack.enter_async_context(services.coordination.subscribe("inbox"))
+                forwarder = asyncio.create_task(_forward(websocket, inbox))
+                try:
+                    while True:
+                        frame = await websocket.receive_json()
+                        if isinstance(frame, dict) and frame.get("type") == "follow":
+                            if followed is not None:
+                                followed.cancel()
+                            conversation_id = str(frame.get("conversation_id") or "")[:64]
+                            if conversation_id:
+                                followed = asyncio.create_task(_follow(websocket, services, conversation_id))
+                        elif isinstance(frame, dict) and frame.get("type") == "ping":
+                            await websocket.send_json({"type": "pong", "t": frame.get("t")})
+                finally:
+                    for task in (forwarder, followed):
+                        if task is not None:
+                            task.cancel()
+                            with suppress(asyncio.CancelledError):
+                                await task
+        except (WebSocketDisconnect, ValueError):
+            pass
+        finally:
+            services.metrics.inbox_sockets.dec()
+
+    return router
+
+
+async def _forward(websocket: WebSocket, subscription: Subscription, conversation_id: str | None = None) -> None:
+    while True:
+        event = await subscription.get(timeout=30)
+        if event is None:
+            continue
+        if conversation_id is not None:
+            event = {**event, "conversation_id": conversation_id}
+        try:
+            await websocket.send_json(event)
+        except (WebSocketDisconnect, RuntimeError):
+            return
+
+
+async def _follow(websocket: WebSocket, services: Services, conversation_id: str) -> None:
+    async with services.coordination.subscribe(f"conversation:{conversation_id}") as subscription:
+        await _forward(websocket, subscription, conversation_id)
+
+
+router = build_router()
