@@ -1,0 +1,51 @@
+"""What a Slack agent's clicks and replies do: the handoff service's claim, resolve and reply.
+
+A Slack user whose e-mail matches an inbox agent acts as that agent (assignment, load and the history show the
+agent); anyone else in the handoff channel acts as "<name> (Slack)".
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from channels.base import OutboundMessage
+from channels.slack.desk import VIA_SLACK, SlackUser
+from handoff.models import Agent
+from handoff.service import HandoffError, HandoffService, Staff
+
+
+class HandoffDeskActions:
+    def __init__(self, handoff: HandoffService) -> None:
+        self.handoff = handoff
+
+    async def staff(self, user: SlackUser) -> Staff:
+        if user.email:
+            async with self.handoff.db.sessions() as session:
+                agent = (await session.execute(
+                    select(Agent).where(func.lower(Agent.email) == user.email.lower(), Agent.active.is_(True))
+                )).scalar_one_or_none()
+            if agent is not None:
+                return Staff(agent.id, agent.name, agent.role)
+        return Staff(None, f"{user.name} (Slack)")
+
+    async def claim(self, conversation_id: str, user: SlackUser) -> str | None:
+        try:
+            await self.handoff.claim(conversation_id, await self.staff(user))
+        except HandoffError as exc:
+            return str(exc) or type(exc).__name__
+        return None
+
+    async def resolve(self, conversation_id: str, user: SlackUser) -> str | None:
+        try:
+            await self.handoff.resolve(conversation_id, await self.staff(user))
+        except HandoffError as exc:
+            return str(exc) or type(exc).__name__
+        return None
+
+    async def reply(self, conversation_id: str, user: SlackUser, text: str) -> str | None:
+        try:
+            await self.handoff.reply(conversation_id, await self.staff(user), OutboundMessage(text=text),
+                                     via=VIA_SLACK)
+        except HandoffError as exc:
+            return str(exc) or type(exc).__name__
+        return None
