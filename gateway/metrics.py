@@ -20,6 +20,10 @@ class Metrics:
     http_request_seconds: Histogram
     webchat_sockets: Gauge
     kb_search_seconds: Histogram
+    handoffs: Counter
+    handoff_wait_seconds: Histogram
+    csat_scores: Counter
+    inbox_sockets: Gauge
 
 
 def build_metrics() -> Metrics:
@@ -56,4 +60,13 @@ def build_metrics() -> Metrics:
             "gateway_kb_search_seconds", "Knowledge-base search time", registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25),
         ),
+        handoffs=Counter(
+            "gateway_handoffs_total", "Conversations handed to people", ["trigger"], registry=registry
+        ),
+        handoff_wait_seconds=Histogram(
+            "gateway_handoff_wait_seconds", "How long citizens waited for a person (pending until claimed)",
+            registry=registry, buckets=(10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 28800),
+        ),
+        csat_scores=Counter("gateway_csat_scores_total", "Satisfaction answers (1–5)", ["score"], registry=registry),
+        inbox_sockets=Gauge("gateway_inbox_sockets", "Open agent-inbox sockets", registry=registry),
     )

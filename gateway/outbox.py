@@ -42,12 +42,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from channels.base import Button, Capabilities, DeliveryResult, OutboundMessage
+from channels.email.connector import EmailConnector, EmailSettings
 from channels.outbound import match_reply
 from channels.sms.connector import SmsConnector, SmsSettings
 from channels.telegram.connector import TelegramConnector, TelegramSettings
+from channels.wechat.connector import WeChatConnector
 from gateway.coordination import Coordination
 from gateway.metrics import Metrics
-from gateway.pipeline import Intercept, Pipeline
+from gateway.pipeline import Intercept, Pipeline, message_view
 from gateway.settings import Settings
 from gateway.storage import ChannelIdentity, Conversation, Database, Message
 from gateway.storage.models import Base
@@ -191,6 +193,34 @@ async def may_send_proactive(db: Database, contact_id: str, channel: str) -> boo
     return row is None or not row.opted_out
 
 
+# ---- proactive messages (work-order notices, the 回访) ---------------------------------------------------------------
+
+# Channels that cannot push: a proactive message is stored in the conversation and seen when the citizen returns
+# (the web chat's page also gets it live on the conversation's socket).
+STORED_CHANNELS = frozenset({"webchat", "rest"})
+
+
+class ProactiveRenderer(Protocol):
+    """A push connector that can write first outside its reply window (WeChat's template messages): it renders
+    a proactive message of `kind` (work_order_assigned, work_order_survey …) into vendor payloads, or [] when it
+    has no template for that kind."""
+
+    def render_proactive(
+        self, recipient: str, outbound: OutboundMessage, language: str, kind: str
+    ) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class ProactiveResult:
+    """queued (a push channel sends it), stored (seen on return), or skipped with the reason (opted_out,
+    outside_window, no_conversation, channel_unavailable); duplicate: this key was enqueued before."""
+
+    state: str
+    reason: str | None = None
+    message_id: int | None = None
+    duplicate: bool = False
+
+
 # ---- the worker -----------------------------------------------------------------------------------------------------
 
 
@@ -212,8 +242,96 @@ class Outbox:
         for name in self.connectors:
             pipeline.queued_channels.add(name)
             pipeline.deliverers[name] = self.deliverer
+        pipeline.turn_hooks.append(self.no_reply_hook)
         pipeline.turn_hooks.append(self.opt_out_hook)
         pipeline.turn_hooks.append(self.numbered_reply_hook)
+
+    async def enqueue_proactive(
+        self,
+        contact_id: str,
+        channel: str,
+        outbound: OutboundMessage,
+        kind: str,
+        *,
+        conversation_id: str | None = None,
+        key: str | None = None,
+        language: str | None = None,
+    ) -> ProactiveResult:
+        """Tell a citizen something they did not just ask about, on `channel`, respecting their opt-out and the
+        channel's reply window (outside it only a connector with `render_proactive` may write). Stored in the
+        conversation (the newest of the contact's on that channel, unless one is named) either way: sent by this
+        outbox, kept for a channel that cannot push, or kept as "skipped" with the reason for agents to see.
+        `key` makes it idempotent (the same key is enqueued once)."""
+        now = _now()
+        async with self.db.sessions() as session:
+            query = select(Conversation).where(Conversation.contact_id == contact_id, Conversation.channel == channel)
+            if conversation_id is not None:
+                query = select(Conversation).where(Conversation.id == conversation_id)
+            conversation = (
+                await session.execute(query.order_by(Conversation.last_activity_at.desc()).limit(1))
+            ).scalar_one_or_none()
+            last_in, last_spoken_at = None, None
+            if conversation is not None:
+                recent = (
+                    await session.execute(
+                        select(Message)
+                        .where(Message.conversation_id == conversation.id, Message.direction == "in")
+                        .order_by(Message.id.desc())
+                        .limit(20)
+                    )
+                ).scalars().all()
+                # Events the vendor does not count as the citizen writing (WeChat's automatic location report, a
+                # menu link opened) do not open the reply window; the newest real message does.
+                spoken = [m for m in recent if not ((m.payload or {}).get("metadata") or {}).get("silent")]
+                last_in = recent[0] if recent else None
+                last_spoken_at = _aware(spoken[0].created_at) if spoken else None
+        if conversation is None or last_in is None:
+            log.warning("proactive.skipped", kind=kind, contact_id=contact_id, channel=channel,
+                        reason="no_conversation")
+            return ProactiveResult("skipped", "no_conversation")
+        connector = self.connectors.get(channel)
+        state, reason, template = "queued", None, False
+        if channel in STORED_CHANNELS and connector is None:
+            state = "sent"  # nothing to push: it is in the conversation when the citizen comes back
+        elif connector is None:
+            state, reason = "skipped", "channel_unavailable"
+        elif not await may_send_proactive(self.db, conversation.contact_id, channel):
+            state, reason = "skipped", "opted_out"
+        else:
+            window = connector.capabilities.reply_window_hours
+            if window is not None and (last_spoken_at is None or now - last_spoken_at > timedelta(hours=window)):
+                if callable(getattr(connector, "render_proactive", None)):
+                    template = True  # expand() renders it with the connector's proactive (template) rendering
+                else:
+                    state, reason = "skipped", "outside_window"
+        payload: dict[str, Any] = {k: v for k, v in outbound.to_payload().items() if v is not None}
+        payload["proactive"] = {"kind": kind, "template": template, **({"skipped": reason} if reason else {})}
+        payload["meta"] = {"intent": None, "confidence": None, "kb_article_ids": None, "work_order_id": None,
+                           "conversation_status": conversation.status}
+        row = Message(
+            conversation_id=conversation.id, direction="out", sender="system", channel=channel,
+            channel_account=last_in.channel_account, external_id=key, text=outbound.text,
+            language=language or conversation.language, payload=payload,
+            delivery_state="skipped" if reason else state, created_at=now,
+        )
+        try:
+            async with self.db.sessions() as session, session.begin():
+                session.add(row)
+                await session.flush()
+        except IntegrityError:
+            return ProactiveResult("skipped" if reason else state, reason, None, duplicate=True)
+        if reason:
+            log.info("proactive.skipped", kind=kind, conversation_id=conversation.id, channel=channel, reason=reason)
+            return ProactiveResult("skipped", reason, row.id)
+        log.info("proactive.enqueued", kind=kind, conversation_id=conversation.id, channel=channel, state=state,
+                 template=template)
+        self.metrics.outbound_messages.labels(channel, "system").inc()
+        await self.coordination.publish(
+            f"conversation:{conversation.id}", {"type": "message", "message": message_view(row)}
+        )
+        if state == "queued":
+            self.wake()
+        return ProactiveResult(state, None, row.id)
 
     async def deliverer(self, _conversation: Conversation, _messages: list[Message]) -> None:
         self.wake()
@@ -290,8 +408,17 @@ class Outbox:
     async def _expand_one(self, message: Message, recipient: str, language: str) -> int:
         connector = self.connectors[message.channel]
         outbound = OutboundMessage.from_payload(message.payload or {})
+        proactive = (message.payload or {}).get("proactive") or {}
         try:
-            payloads = connector.render(recipient, outbound, language)
+            if proactive.get("template") and callable(getattr(connector, "render_proactive", None)):
+                # Outside the channel's reply window: the connector's template rendering (see enqueue_proactive).
+                payloads = connector.render_proactive(recipient, outbound, language, str(proactive.get("kind")))  # type: ignore[attr-defined]
+            elif callable(getattr(connector, "render_in_thread", None)):
+                # A channel with threads of its own (e-mail): the reply answers the citizen's last message.
+                thread = await self._thread_of(message)
+                payloads = connector.render_in_thread(recipient, outbound, language, thread)  # type: ignore[attr-defined]
+            else:
+                payloads = connector.render(recipient, outbound, language)
         except Exception as exc:  # a message that cannot be rendered fails visibly, it does not block the queue
             log.error("outbox.render_failed", message_id=message.id, error=repr(exc))
             payloads = []
@@ -313,6 +440,22 @@ class Outbox:
         except IntegrityError:
             return 0  # another worker expanded it
         return len(payloads)
+
+    async def _thread_of(self, message: Message) -> dict[str, Any]:
+        """The channel's thread data (metadata[channel]) of the last citizen message before this one, and who
+        wrote this one (bot, agent, system)."""
+        async with self.db.sessions() as session:
+            last_in = (
+                await session.execute(
+                    select(Message.payload)
+                    .where(Message.conversation_id == message.conversation_id, Message.direction == "in",
+                           Message.id < message.id)
+                    .order_by(Message.id.desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+        metadata: dict[str, Any] = (last_in.get("metadata") if last_in else None) or {}
+        return {**(metadata.get(message.channel) or {}), "sender": message.sender}
 
     # -- send ------------------------------------------------------------------------------------------------------
 
@@ -478,6 +621,15 @@ class Outbox:
 
     # -- hooks run before the bot ---------------------------------------------------------------------------------
 
+    async def no_reply_hook(self, _conversation: Conversation, message: Message, _text: str) -> Intercept | None:
+        """A message the channel marked `no_reply` (e-mail from a machine: an auto-reply, a bounce, a list, our own
+        address) is stored and shown but never answered: no bot turn, so no mail loop can start."""
+        reason = ((message.payload or {}).get("metadata") or {}).get("no_reply")
+        if not reason or message.channel not in self.connectors:
+            return None
+        log.info("turn.not_answered", message_id=message.id, reason=reason)
+        return Intercept(replies=[])
+
     async def opt_out_hook(self, conversation: Conversation, message: Message, text: str) -> Intercept | None:
         """STOP / 退订 and START / 订阅 on a pushing channel: recorded, confirmed once, never sent to the bot."""
         if message.channel not in self.connectors:
@@ -543,6 +695,8 @@ class PushChannels:
 
     sms: SmsConnector | None = None
     telegram: TelegramConnector | None = None
+    wechat: WeChatConnector | None = None
+    email: EmailConnector | None = None
 
     def all(self) -> dict[str, PushConnector]:
         found: dict[str, PushConnector] = {}
@@ -550,6 +704,10 @@ class PushChannels:
             found[self.sms.name] = self.sms
         if self.telegram is not None:
             found[self.telegram.name] = self.telegram
+        if self.wechat is not None:
+            found[self.wechat.name] = self.wechat
+        if self.email is not None:
+            found[self.email.name] = self.email
         return found
 
 
@@ -563,6 +721,16 @@ def build_push_channels(settings: Settings) -> PushChannels:
     if settings.telegram_bot_token and settings.telegram_webhook_secret:
         channels.telegram = TelegramConnector(TelegramSettings(
             settings.telegram_bot_token, settings.telegram_webhook_secret, settings.telegram_api_base_url
+        ))
+    channels.wechat = WeChatConnector.from_settings(settings)
+    if settings.email_imap_host and settings.email_imap_user and settings.email_smtp_host and settings.email_from:
+        channels.email = EmailConnector(EmailSettings(
+            imap_host=settings.email_imap_host, imap_user=settings.email_imap_user,
+            imap_password=settings.email_imap_password, smtp_host=settings.email_smtp_host,
+            from_address=settings.email_from, imap_port=settings.email_imap_port, imap_ssl=settings.email_imap_ssl,
+            folder=settings.email_imap_folder, smtp_port=settings.email_smtp_port,
+            smtp_user=settings.email_smtp_user, smtp_password=settings.email_smtp_password,
+            smtp_starttls=settings.email_smtp_starttls, poll_seconds=settings.email_poll_seconds,
         ))
     return channels
 
@@ -587,5 +755,10 @@ def start_delivery(services: Services, channels: PushChannels) -> Outbox:
             MediaStore(settings.data_dir, settings.media_max_bytes), services.db, dict(connectors)
         ))
         outbox.install(pipeline)
+        if channels.wechat is not None:
+            from channels.wechat.passive import install as install_wechat
+
+            channels.wechat.share(services.coordination)  # one access_token for every worker
+            install_wechat(channels.wechat, pipeline, outbox)  # passive replies, subscribe and menu events
         services.spawn(outbox.run(), name="outbox")
     return outbox

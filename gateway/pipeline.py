@@ -93,6 +93,9 @@ class Intercept:
 
 # Run before the bot, under the conversation's lock (opt-out keywords, "2" → a button's payload, media, contacts).
 TurnHook = Callable[[Conversation, Message, str], Awaitable[Intercept | None]]
+# Run after the bot answered, inside the turn's transaction (handoff/: request_human, repeated not-understood): may
+# move the conversation's status and returns extra messages for the citizen (queue position, service hours).
+TurnObserver = Callable[[AsyncSession, Conversation, Message, BotTurn], Awaitable[list[OutboundMessage]]]
 
 
 class Pipeline:
@@ -114,6 +117,7 @@ class Pipeline:
         # Channels whose replies the outbox sends: their outbound rows are stored "queued", not "sent".
         self.queued_channels: set[str] = set()
         self.turn_hooks: list[TurnHook] = []
+        self.turn_observers: list[TurnObserver] = []
 
     # ---- receive: durable, deduplicated -------------------------------------------------------------------------
 
@@ -132,7 +136,7 @@ class Pipeline:
                 identity = await self._identity(session, inbound)
                 try:
                     async with session.begin():
-                        conversation = await self._open_conversation(session, identity)
+                        conversation = await self._open_conversation(session, identity, inbound.metadata.get("thread"))
                         message = self._inbound_row(inbound, conversation)
                         session.add(message)
                         await session.flush()
@@ -198,14 +202,23 @@ class Pipeline:
                 identity = (await session.execute(query)).scalar_one()
         return identity
 
-    async def _open_conversation(self, session: AsyncSession, identity: ChannelIdentity) -> Conversation:
-        result = await session.execute(
-            select(Conversation)
-            .where(Conversation.identity_id == identity.id)
-            .order_by(Conversation.last_activity_at.desc())
-            .limit(1)
-        )
-        conversation = result.scalar_one_or_none()
+    async def _open_conversation(self, session: AsyncSession, identity: ChannelIdentity, thread: str | None = None
+                                 ) -> Conversation:
+        """The identity's latest conversation, or a new one. A channel with threads of its own (e-mail) decides:
+        `thread` is "new" (a new subject starts a conversation) or the id of the conversation a reply continues."""
+        conversation: Conversation | None = None
+        if thread and thread != "new":
+            conversation = await session.get(Conversation, thread)
+            if conversation is not None and conversation.identity_id != identity.id:
+                conversation = None  # someone else's thread (a forwarded mail …): this sender's own conversation
+        if conversation is None and thread != "new":
+            result = await session.execute(
+                select(Conversation)
+                .where(Conversation.identity_id == identity.id)
+                .order_by(Conversation.last_activity_at.desc())
+                .limit(1)
+            )
+            conversation = result.scalar_one_or_none()
         now = datetime.now(UTC)
         if conversation is None:
             conversation = Conversation(
@@ -310,6 +323,11 @@ class Pipeline:
             "attachments": payload.get("attachments") or [],
             "location": payload.get("location"),
         }
+        async with self.db.sessions() as session:
+            contact = await session.get(Contact, conversation.contact_id)
+        if contact is not None and contact.phone:
+            # A phone the channel vouched for (SMS sender, Telegram shared contact): the work-order form takes it.
+            metadata["phone"] = contact.phone
         started = time.perf_counter()
         try:
             turn = await self.bot.turn(conversation.id, text, metadata)
@@ -335,6 +353,10 @@ class Pipeline:
             status_before = conversation.status
             if turn is not None and turn.slots_set.get("handoff_requested"):
                 conversation.status = "pending"
+            extra: list[OutboundMessage] = []
+            if turn is not None:
+                for observer in self.turn_observers:
+                    extra += await observer(session, conversation, message, turn)
             meta = {
                 "intent": turn.intent if turn else None,
                 "confidence": turn.confidence if turn else None,
@@ -346,6 +368,9 @@ class Pipeline:
                 self._outbound_row(conversation, message, OutboundMessage.from_payload(item), meta, "bot")
                 for item in bot_messages
             ]
+            # Notices are "system"; one with buttons speaks as the bot (chat widgets offer bot and agent buttons only).
+            replies += [self._outbound_row(conversation, message, out, meta, "bot" if out.buttons else "system")
+                        for out in extra]
             session.add_all(replies)
             stored = await session.get(Message, message.id)
             assert stored is not None
@@ -430,6 +455,34 @@ class Pipeline:
                 conversation = await session.get(Conversation, conversation_id)
             if conversation is not None:
                 await deliverer(conversation, replies)
+
+    async def say(self, conversation_id: str, messages: list[OutboundMessage], sender: str,
+                  meta: dict[str, Any] | None = None) -> list[Message]:
+        """Send messages outside a bot turn (an agent's reply, a notice) on the citizen's channel, like bot replies."""
+        async with self.db.sessions() as session, session.begin():
+            conversation = await session.get(Conversation, conversation_id)
+            if conversation is None:
+                raise LookupError(conversation_id)
+            last_in = (
+                await session.execute(
+                    select(Message)
+                    .where(Message.conversation_id == conversation_id, Message.direction == "in")
+                    .order_by(Message.id.desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+            if last_in is None:
+                raise LookupError(f"{conversation_id} has no inbound message to answer")
+            full_meta = {"intent": None, "confidence": None, "kb_article_ids": None, "work_order_id": None,
+                         "conversation_status": conversation.status, **(meta or {})}
+            rows = [self._outbound_row(conversation, last_in, out, full_meta, sender) for out in messages]
+            for row in rows:
+                row.reply_to_id = None  # not the answer of a turn (the REST channel returns those synchronously)
+            session.add_all(rows)
+            conversation.last_activity_at = datetime.now(UTC)
+            await session.flush()
+        await self._deliver(conversation_id, rows)
+        return rows
 
     # ---- the synchronous path (REST channel) --------------------------------------------------------------------
 

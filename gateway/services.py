@@ -22,8 +22,10 @@ from gateway.settings import Settings
 from gateway.storage import Database
 
 if TYPE_CHECKING:
+    from channels.slack import SlackDesk
     from crm_adapter.service import WorkOrderService
     from gateway.outbox import Outbox
+    from handoff.service import HandoffService
     from kb_retrieval.service import KnowledgeService
 
 log = structlog.get_logger(__name__)
@@ -43,6 +45,8 @@ class Services:
     knowledge: KnowledgeService | None = None  # loaded in the app's start-up
     work_orders: WorkOrderService | None = None
     outbox: Outbox | None = None  # sends replies of pushing channels (SMS, Telegram); set in the app's start-up
+    handoff: HandoffService | None = None  # people take over: status machine, agents, inbox; set in the start-up
+    slack_desk: SlackDesk | None = None  # Slack as a second desk, when SLACK_* settings are present
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -65,6 +69,8 @@ class Services:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.outbox is not None:
             await self.outbox.close()
+        if self.slack_desk is not None:
+            await self.slack_desk.close()
         if self.work_orders is not None:
             await self.work_orders.close()
         await self.coordination.close()

@@ -89,6 +89,47 @@ class Settings(BaseSettings):
     telegram_api_base_url: str = Field(
         "", description="Another Bot API server (a local one or a test stand-in); empty = api.telegram.org."
     )
+    wechat_app_id: str = Field(
+        "", description="WeChat official account AppID; the channel is served when it, the secret and token are set."
+    )
+    wechat_app_secret: str = Field("", description="The account's AppSecret (fetches the access_token).")
+    wechat_token: str = Field("", description="The Token set in the account's server configuration (signatures).")
+    wechat_encoding_aes_key: str = Field(
+        "", description="EncodingAESKey (43 characters) for compatible and safe mode; empty = plaintext mode only."
+    )
+    wechat_api_base_url: str = Field(
+        "", description="Another address for api.weixin.qq.com (a test stand-in); empty = WeChat's own."
+    )
+    wechat_notice_template_id: str = Field(
+        "", description="Template message id for proactive notices outside the 48-hour customer-service window."
+    )
+    wechat_passive_reply_seconds: float = Field(
+        4.0, ge=0, lt=5, description="How long the webhook waits for the bot to answer passively (WeChat waits 5 s)."
+    )
+    wechat_menu_path: Path = Field(
+        PROJECT_ROOT / "channels" / "wechat" / "menu.yml",
+        description="The custom menu (published by a command), its click payloads and the welcome message.",
+    )
+    # ---- e-mail: IMAP in, SMTP out ------------------------------------------------------------------------------
+    email_imap_host: str = Field(
+        "", description="IMAP server; the e-mail channel runs when it, the user, SMTP and EMAIL_FROM are set."
+    )
+    email_imap_port: int = Field(993, description="IMAP port (993 with SSL, 143 without).")
+    email_imap_user: str = Field("", description="IMAP login of the mailbox citizens write to.")
+    email_imap_password: str = Field("", description="IMAP password.")
+    email_imap_ssl: bool = Field(True, description="IMAP over TLS (IMAPS); false = plain IMAP (a local server).")
+    email_imap_folder: str = Field("INBOX", description="The mailbox folder that is read.")
+    email_smtp_host: str = Field("", description="SMTP server replies are sent through.")
+    email_smtp_port: int = Field(587, description="SMTP port (587 submission with STARTTLS, 465 implicit TLS).")
+    email_smtp_user: str = Field("", description="SMTP login; empty = no authentication.")
+    email_smtp_password: str = Field("", description="SMTP password.")
+    email_smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
+    email_from: str = Field(
+        "", description="The address replies come from (Name <address>); mail from it is never answered."
+    )
+    email_poll_seconds: float = Field(
+        60.0, gt=0, description="How often the mailbox is polled when the server has no IDLE."
+    )
     outbox_max_attempts: int = Field(6, ge=1, description="Tries per outbound message before it is marked failed.")
     outbox_retry_base_seconds: float = Field(
         2.0, gt=0, description="First retry delay of the outbox; doubled per try, with jitter."
@@ -97,8 +138,45 @@ class Settings(BaseSettings):
     media_max_bytes: int = Field(
         10_000_000, gt=0, description="Largest attachment kept in DATA_DIR/media; larger ones are refused."
     )
+    # ---- the content studio (/studio) -----------------------------------------------------------------------------
+    studio_project_dir: Path = Field(
+        PROJECT_ROOT / "training_data",
+        description="The Rasa training data the studio edits (domain/ and data/); tests point it at a copy.",
+    )
+    studio_confidence_threshold: float = Field(
+        0.6, ge=0, le=1, description="Turns whose intent confidence is below this go to the studio's review queue."
+    )
+    # ---- handoff and the agent inbox ------------------------------------------------------------------------------
+    service_hours: str = Field(
+        "mon-fri 08:30-17:30; sat 09:00-12:00",
+        description="When people answer: a weekly calendar or 24x7; Chinese public holidays and 调休 days apply.",
+    )
+    service_timezone: str = Field("Asia/Shanghai", description="The service centre's time zone (hours, inbox times).")
+    handoff_default_department: str = Field(
+        "hotline", description="The queue a handoff waits in when nothing routes it elsewhere."
+    )
+    handoff_wait_notice_seconds: float = Field(
+        300.0, gt=0, description="After this long waiting for a person, the citizen is told again where they stand."
+    )
+    handoff_fallback_confidence: float = Field(
+        0.3, ge=0, le=1, description="Below this intent confidence a turn is not understood (two in a row hand over)."
+    )
+    inbox_admin_email: str = Field("", description="E-mail of the first inbox admin, created on first start.")
+    inbox_admin_password: str = Field("", description="Password of that first admin (change it after logging in).")
+    inbox_session_hours: float = Field(12.0, gt=0, description="How long an inbox login lasts.")
+    # ---- Slack as a second desk ------------------------------------------------------------------------------------
+    slack_bot_token: str = Field("", description="Slack bot token (xoxb-…); handoffs are posted to Slack when set.")
+    slack_signing_secret: str = Field("", description="Slack signing secret: checks every request from Slack.")
+    slack_handoff_channel: str = Field("", description="Slack channel id where each handoff becomes a thread.")
+    slack_api_base_url: str = Field(
+        "", description="Another address for Slack's Web API (a test stand-in); empty = https://slack.com/api/."
+    )
     log_level: str = Field("info", description="debug, info, warning or error.")
     log_json: bool = Field(False, description="Log JSON lines instead of console-friendly lines.")
+
+    @property
+    def slack_configured(self) -> bool:
+        return bool(self.slack_bot_token and self.slack_signing_secret and self.slack_handoff_channel)
 
     @field_validator("database_url")
     @classmethod

@@ -3,6 +3,8 @@ everything on Ctrl-C (or SIGTERM). Every setting comes from the environment; not
 
 from __future__ import annotations
 
+import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -42,8 +44,10 @@ def main() -> int:
             action_url = f"http://127.0.0.1:{settings.gateway_port}/actions/webhook"
             log.info("stack.rasa_starting", model=model.name, port=rasa_port, log=str(rasa_log))
             processes.append(("rasa", server.start_rasa(model, rasa_port, action_url, rasa_log)))
-        processes.append(("gateway", start_gateway()))
-        _announce(settings)
+        env = dict(os.environ)
+        first_admin = _first_admin(settings, env)
+        processes.append(("gateway", start_gateway(env)))
+        _announce(settings, first_admin)
         while not stopping:
             for name, process in processes:
                 if process.poll() is not None:
@@ -57,12 +61,31 @@ def main() -> int:
             server.stop(process)
 
 
-def _announce(settings: Settings) -> None:
+def _first_admin(settings: Settings, env: dict[str, str]) -> Path | None:
+    """Someone must be able to log in to the inbox and the studio on a fresh machine without being asked anything:
+    when INBOX_ADMIN_EMAIL/PASSWORD are not set, an admin with a random password is made once and the password kept
+    in DATA_DIR (readable by this user only), as Jenkins and Grafana do. Set the two settings to choose your own."""
+    if settings.inbox_admin_email and settings.inbox_admin_password:
+        return None
+    secret_file = settings.data_dir / "initial-admin.txt"
+    if secret_file.exists():
+        email, password = secret_file.read_text(encoding="utf-8").split()[:2]
+    else:
+        email, password = "admin@localhost", secrets.token_urlsafe(12)
+        secret_file.touch(mode=0o600)
+        secret_file.write_text(f"{email} {password}\n", encoding="utf-8")
+    env["INBOX_ADMIN_EMAIL"], env["INBOX_ADMIN_PASSWORD"] = email, password
+    return secret_file
+
+
+def _announce(settings: Settings, first_admin: Path | None) -> None:
     base = settings.base_url
     lines = [
         "",
         "  Binjiang citizen-service gateway is starting (the bot needs ~40 s to load; /readyz says when).",
         f"  Web chat:     {base}/",
+        f"  Agent inbox:  {base}/inbox",
+        f"  Studio:       {base}/studio",
         f"  API docs:     {base}/docs",
         f"  Health:       {base}/readyz    Metrics: {base}/metrics",
         f"  Database:     {settings.effective_database_url.split('?')[0]}",
@@ -70,6 +93,9 @@ def _announce(settings: Settings) -> None:
         "  Stop with Ctrl-C.",
         "",
     ]
+    if first_admin is not None:
+        lines[-2:-2] = [f"  First login:  the admin e-mail and password in {first_admin} (set INBOX_ADMIN_EMAIL and "
+                        "INBOX_ADMIN_PASSWORD to choose them)."]
     print("\n".join(lines), flush=True)
 
 

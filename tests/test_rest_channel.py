@@ -76,6 +76,8 @@ def test_request_for_a_person_hands_off(stack: Stack, message: str, language: st
     assert bool(CJK.search(text_of(items))) == (language == "zh")
     # While a person is awaited, the bot says nothing.
     assert say(stack, "在吗？" if language == "zh" else "hello?", sender=sender) == []
+    quiet = httpx.post(f"{stack.base_url}/channels/rest/webhook", json={"sender": sender, "message": "?"}, timeout=30)
+    assert quiet.json() == [] and quiet.headers["X-Conversation-Status"] == "pending"
 
 
 def test_duplicate_delivery_is_answered_once(stack: Stack) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException
+from fastapi import APIRouter, Depends, Header, HTTPException, Response
 
 from channels.base import OutboundMessage
 from channels.rest.connector import RestConnector, RestRequest
@@ -21,6 +21,7 @@ def build_router(connector: RestConnector) -> APIRouter:
     )
     async def rest_webhook(
         body: RestRequest,
+        response: Response,
         authorization: str | None = Header(default=None),
         idempotency_key: str | None = Header(default=None, max_length=256),
         services: Services = Depends(services_of),
@@ -29,6 +30,8 @@ def build_router(connector: RestConnector) -> APIRouter:
             raise HTTPException(status_code=401, detail="missing or wrong bearer token")
         inbound = connector.parse(body, idempotency_key)
         outcome = await services.pipeline.handle(inbound)
+        # While a person has the conversation the bot says nothing (an empty list); the status still travels here.
+        response.headers["X-Conversation-Status"] = outcome.status
         items = []
         for reply in outcome.replies:
             payload = reply.payload or {}

@@ -531,7 +531,7 @@
     for (var i = state.messages.length - 1; i >= 0; i--) {
       var msg = state.messages[i];
       if (msg.from === 'citizen') return null;
-      if (msg.from === 'bot' || msg.from === 'agent') {
+      if (msg.from === 'bot' || msg.from === 'agent' || msg.from === 'system') {
         return (Array.isArray(msg.buttons) && msg.buttons.length) ? msg.buttons : null;
       }
     }
