@@ -41,6 +41,9 @@ class RoutingInput:
     kb_department: str | None = None
 
 
+URGENT_CATEGORIES = frozenset({"complaint", "report"})
+
+
 @dataclass(frozen=True)
 class RoutingDecision:
     department: str
@@ -81,6 +84,16 @@ class Router:
     rules: list[Rule] = field(default_factory=list)
     keyword_sets: list[KeywordSet] = field(default_factory=list)
     default_department: str = DISPATCH_DESK
+    # Words naming a danger to people: a report or complaint with one is urgent (shortest deadline, and the
+    # citizen is put through to a person at once).
+    urgent_keywords: tuple[str, ...] = ()
+
+    def urgent(self, category: str, text: str) -> list[str]:
+        """The danger words in a report or complaint (empty: not urgent)."""
+        if category not in URGENT_CATEGORIES:
+            return []
+        normalised = normalise(text)
+        return [k for k in self.urgent_keywords if _has_keyword(normalised, k)]
 
     def route(self, item: RoutingInput) -> RoutingDecision:
         text = normalise(item.text)
@@ -162,7 +175,8 @@ def parse_routing(raw: dict[str, Any]) -> Router:
         for lang_words in (langs or {}).values():
             words.extend(normalise(w) for w in _strings(lang_words))
         keyword_sets.append(KeywordSet(department, tuple(dict.fromkeys(words))))
-    return Router(departments, rules, keyword_sets, default)
+    urgent = tuple(dict.fromkeys(normalise(w) for w in _strings(raw.get("urgent_keywords"))))
+    return Router(departments, rules, keyword_sets, default, urgent)
 
 
 def load_routing(path: Path | None = None) -> Router:

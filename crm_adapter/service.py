@@ -123,6 +123,10 @@ class WorkOrderService:
         decision = self.router.route(
             RoutingInput(request.category, text, request.intent, request.kb_department)
         )
+        priority, note = request.priority, ""
+        danger = self.router.urgent(request.category, text)
+        if danger and priority != Priority.URGENT:
+            priority, note = Priority.URGENT.value, f"; urgent: {', '.join(danger[:3])}"
         order = await self.backend.create(
             NewWorkOrder(
                 category=request.category,
@@ -133,12 +137,12 @@ class WorkOrderService:
                 conversation_id=request.conversation_id,
                 channel=request.channel,
                 language=request.language,
-                priority=request.priority,
+                priority=priority,
                 department=decision.department,
                 status=(Status.NEW if decision.department == DISPATCH_DESK else Status.ASSIGNED).value,
-                due_at=self.sla.due_at(request.category, request.priority, now),
+                due_at=self.sla.due_at(request.category, priority, now),
                 actor=request.actor,
-                note=f"routed to {decision.department} ({decision.reason})",
+                note=f"routed to {decision.department} ({decision.reason}){note}",
                 created_at=now,
                 phone=request.phone,
                 photos=tuple(request.photos),

@@ -150,11 +150,29 @@ class HandoffService:
             if meta.get("intent") is not None and self._not_understood(meta.get("intent"), meta.get("confidence")):
                 reason = "the bot did not understand twice in a row"
                 conversation.status = "pending"
+        if reason is None and conversation.status == "bot" and await self._urgent_order_filed(conversation, turn):
+            reason = "an urgent report or complaint was filed"
+            conversation.status = "pending"
         if conversation.status != "pending" or previous in PERSON_STATUSES:
             return []
-        trigger = "request_human" if turn.slots_set.get("handoff_requested") else "not_understood"
+        trigger = ("request_human" if turn.slots_set.get("handoff_requested")
+                   else "urgent" if reason == "an urgent report or complaint was filed" else "not_understood")
         self.pipeline.metrics.handoffs.labels(trigger).inc()
         return await self._enter_pending(session, conversation, handoff, previous, "bot", reason or "handoff")
+
+    async def _urgent_order_filed(self, conversation: Conversation, turn: BotTurn) -> bool:
+        """This turn filed a report or complaint the routing rules mark urgent (a danger to people): a person
+        follows it up at once. Only an order just filed from this conversation counts, not a status query."""
+        number = turn.slots_set.get("work_order_id")
+        if not number or self.work_orders is None:
+            return False
+        try:
+            order = await self.work_orders.get(str(number))
+        except Exception:  # noqa: BLE001 - an unknown number or the CRM away never breaks the turn
+            return False
+        just_filed = self.clock() - (_aware(order.created_at) or self.clock()) < timedelta(minutes=10)
+        return (order.priority == "urgent" and order.category in ("complaint", "report") and just_filed
+                and order.conversation_id == conversation.id)
 
     def _not_understood(self, intent: str | None, confidence: float | None) -> bool:
         if intent in NOT_UNDERSTOOD_INTENTS:

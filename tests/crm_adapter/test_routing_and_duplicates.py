@@ -117,3 +117,20 @@ def test_different_reports_are_not(a: str, b: str) -> None:
 def test_similarity_ignores_punctuation_width_and_case() -> None:
     assert similarity("ＡＢＣ，路灯！", "abc路灯") == 1.0
     assert similarity("", "路灯") == 0.0
+
+
+@pytest.mark.parametrize(
+    ("category", "text", "urgent"),
+    [
+        ("report", "小区门口燃气泄漏了，味道很大", True),
+        ("complaint", "电梯坏了，有人被困在里面半小时没人管", True),
+        ("report", "There is a live wire hanging over the pavement on Jiangnan Road", True),
+        ("report", "人民路的井盖没了，晚上很危险", True),
+        ("report", "人民路56号的路灯不亮了", False),
+        ("complaint", "the restaurant sets off fireworks every night", False),  # "fire" is a word, not a prefix
+        ("consultation", "家里着火了保险怎么赔", False),  # a question, not a report of danger now
+        ("suggestion", "建议在学校门口装个防溺水的提示牌", False),
+    ],
+)
+def test_reports_and_complaints_naming_a_danger_are_urgent(category: str, text: str, urgent: bool) -> None:
+    assert bool(ROUTER.urgent(category, text)) is urgent

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -230,3 +231,34 @@ async def test_storage_is_shared_with_a_fresh_store(database: Database) -> None:
 
 def test_settings_default_department() -> None:
     assert HandoffSettings().default_department == "hotline"
+
+
+async def test_an_urgent_report_is_put_through_to_a_person(pipeline: Pipeline, bot: ScriptedBot,
+                                                           handoff: HandoffService, database: Database,
+                                                           tmp_path: Path) -> None:
+    from crm_adapter.service import FileRequest, build_work_orders
+    from gateway.settings import Settings
+
+    handoff.work_orders = await build_work_orders(Settings(_env_file=None, data_dir=tmp_path), database)  # type: ignore[call-arg]
+    await turn(pipeline, "我要反映问题")
+    conversation = await conversation_of(database)
+
+    async def filed(description: str) -> str:
+        result = await handoff.work_orders.file(FileRequest(  # type: ignore[union-attr]
+            category="report", description=description, contact_id=conversation.contact_id, channel="webchat",
+            conversation_id=conversation.id, location="滨江路12号"))
+        return result.order.number
+
+    # An ordinary report stays with the bot; one naming a danger to people is urgent and goes to a person at once.
+    bot.slots = {"work_order_id": await filed("路灯坏了好几天了")}
+    assert (await turn(pipeline, "是的，提交"))[0] == "bot"
+    number = await filed("小区门口燃气泄漏，味道很大")
+    order = await handoff.work_orders.get(number)  # type: ignore[union-attr]
+    assert order.priority == "urgent"
+    bot.slots = {"work_order_id": number}
+    status, replies = await turn(pipeline, "是的，提交")
+    assert status == "pending" and "排在第" in (replies[-1].text or "")
+    async with database.sessions() as session:
+        reasons = (await session.execute(select(ConversationEvent.reason).where(
+            ConversationEvent.conversation_id == conversation.id))).scalars().all()
+    assert any("urgent" in (r or "") for r in reasons)
