@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ from handoff import texts
 from handoff.agents import AgentStore
 from handoff.hours import ServiceHours
 from handoff.models import Agent, ConversationEvent, CsatScore, Handoff
+from kb_retrieval.store import ArticleRow
 
 if TYPE_CHECKING:
     from crm_adapter.service import WorkOrderService
@@ -150,29 +152,62 @@ class HandoffService:
             if meta.get("intent") is not None and self._not_understood(meta.get("intent"), meta.get("confidence")):
                 reason = "the bot did not understand twice in a row"
                 conversation.status = "pending"
-        if reason is None and conversation.status == "bot" and await self._urgent_order_filed(conversation, turn):
-            reason = "an urgent report or complaint was filed"
-            conversation.status = "pending"
+        urgent_department = None
+        if reason is None and conversation.status == "bot":
+            urgent_department = await self._urgent_order_department(conversation, turn)
+            if urgent_department is not None:
+                reason = "an urgent report or complaint was filed"
+                conversation.status = "pending"
         if conversation.status != "pending" or previous in PERSON_STATUSES:
             return []
         trigger = ("request_human" if turn.slots_set.get("handoff_requested")
                    else "urgent" if reason == "an urgent report or complaint was filed" else "not_understood")
         self.pipeline.metrics.handoffs.labels(trigger).inc()
-        return await self._enter_pending(session, conversation, handoff, previous, "bot", reason or "handoff")
+        topic = urgent_department or await self._topic_department(session, conversation)
+        department = await self._staffed(session, topic)
+        return await self._enter_pending(session, conversation, handoff, previous, "bot", reason or "handoff",
+                                         department=department)
 
-    async def _urgent_order_filed(self, conversation: Conversation, turn: BotTurn) -> bool:
-        """This turn filed a report or complaint the routing rules mark urgent (a danger to people): a person
-        follows it up at once. Only an order just filed from this conversation counts, not a status query."""
+    async def _urgent_order_department(self, conversation: Conversation, turn: BotTurn) -> str | None:
+        """The department of a report or complaint this turn filed that the routing rules mark urgent (a danger to
+        people): a person follows it up at once. Only an order just filed from this conversation counts, not a
+        status query about an old one."""
         number = turn.slots_set.get("work_order_id")
         if not number or self.work_orders is None:
-            return False
+            return None
         try:
             order = await self.work_orders.get(str(number))
         except Exception:  # noqa: BLE001 - an unknown number or the CRM away never breaks the turn
-            return False
+            return None
         just_filed = self.clock() - (_aware(order.created_at) or self.clock()) < timedelta(minutes=10)
-        return (order.priority == "urgent" and order.category in ("complaint", "report") and just_filed
-                and order.conversation_id == conversation.id)
+        if (order.priority == "urgent" and order.category in ("complaint", "report") and just_filed
+                and order.conversation_id == conversation.id):
+            return str(order.department)
+        return None
+
+    async def _topic_department(self, session: AsyncSession, conversation: Conversation) -> str | None:
+        """The department of the KB article the bot last answered with in this conversation (what it is about)."""
+        metas: Sequence[dict[str, Any] | None] = (await session.execute(
+            select(Message.payload).where(Message.conversation_id == conversation.id, Message.direction == "out",
+                                          Message.sender == "bot")
+            .order_by(Message.id.desc()).limit(10)
+        )).scalars().all()
+        for payload in metas:
+            article_ids = ((payload or {}).get("meta") or {}).get("kb_article_ids") or []
+            if article_ids:
+                return (await session.execute(
+                    select(ArticleRow.department).where(ArticleRow.id == str(article_ids[0]))
+                )).scalar_one_or_none()
+        return None
+
+    async def _staffed(self, session: AsyncSession, department: str | None) -> str | None:
+        """The department itself when some active agent works for it, else None (the default queue): a handoff must
+        never wait in a queue nobody watches."""
+        if not department or department == self.settings.default_department:
+            return None
+        agents = (await session.execute(select(Agent.departments).where(
+            Agent.active.is_(True), Agent.role.in_(("agent", "supervisor"))))).scalars().all()
+        return department if any(department in (d or []) for d in agents) else None
 
     def _not_understood(self, intent: str | None, confidence: float | None) -> bool:
         if intent in NOT_UNDERSTOOD_INTENTS:

@@ -255,9 +255,13 @@ async def test_an_urgent_report_is_put_through_to_a_person(pipeline: Pipeline, b
     number = await filed("小区门口燃气泄漏，味道很大")
     order = await handoff.work_orders.get(number)  # type: ignore[union-attr]
     assert order.priority == "urgent"
+    # The gas leak is the utilities' (routing.yml): the handoff waits in their queue, as someone works for them.
+    await handoff.agents.create("gas@binjiang.gov.cn", "gas-desk-pass", "燃气值班", departments=["utilities"])
     bot.slots = {"work_order_id": number}
     status, replies = await turn(pipeline, "是的，提交")
     assert status == "pending" and "排在第" in (replies[-1].text or "")
+    async with database.sessions() as session:
+        assert (await session.get(Handoff, conversation.id)).department == "utilities"  # type: ignore[union-attr]
     async with database.sessions() as session:
         reasons = (await session.execute(select(ConversationEvent.reason).where(
             ConversationEvent.conversation_id == conversation.id))).scalars().all()
