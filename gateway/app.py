@@ -24,7 +24,7 @@ from channels.webchat import WebchatConnector
 from channels.webchat.routes import build_router as webchat_router
 from channels.wechat.routes import build_router as wechat_router
 from crm_adapter.api import router as work_orders_router
-from gateway import action_server, health
+from gateway import action_server, health, media_routes
 from gateway.bot_ports import KbFeedbackPort, WorkOrderPort
 from gateway.logs import configure_logging
 from gateway.metrics import build_metrics
@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(wechat_router(push_channels.wechat, settings.wechat_passive_reply_seconds))
     if settings.slack_configured:
         app.include_router(slack_router())
+    app.include_router(media_routes.router)
     app.include_router(kb_api.router)
     app.include_router(work_orders_router)
     app.include_router(inbox_api.router)

@@ -8,6 +8,7 @@ message as `media/<sha256>.<ext>`. What is refused keeps its vendor reference an
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -163,3 +164,49 @@ class MediaHook:
                 stored_message.payload = {**(stored_message.payload or {}), "attachments": kept}
         message.payload = {**(message.payload or {}), "attachments": kept}
         return None
+
+
+# ---- links to stored media -------------------------------------------------------------------------------------------
+# What an agent sends (a photo, a PDF) must be fetchable by the citizen's channel (Twilio, Telegram, the web chat), so
+# it gets a public link that is unguessable and expires: an HMAC of the reference and the expiry, as signed URLs are.
+
+LINK_SECONDS = 30 * 24 * 3600
+
+
+def media_key(data_dir: Path, configured: str) -> bytes:
+    """The key links are signed with: MEDIA_URL_SECRET, or a random one made once and kept in DATA_DIR (so every
+    worker sharing DATA_DIR agrees, and links survive a restart)."""
+    if configured:
+        return configured.encode()
+    path = data_dir / "media-url.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, os.urandom(32).hex().encode())
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(fd)
+    return path.read_bytes().strip()
+
+
+def _signature(key: bytes, name: str, expires: int) -> str:
+    return hmac.new(key, f"{name}|{expires}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def media_link(base_url: str, ref: str, key: bytes, now: float, seconds: int = LINK_SECONDS) -> str:
+    """A public, expiring link to a stored file (`ref` = media/<sha256>.<ext>)."""
+    name = ref.removeprefix("media/")
+    expires = int(now) + seconds
+    return f"{base_url.rstrip('/')}/media/{name}?exp={expires}&sig={_signature(key, name, expires)}"
+
+
+def link_valid(name: str, expires: int, signature: str, key: bytes, now: float) -> bool:
+    return expires >= now and hmac.compare_digest(signature.encode(), _signature(key, name, expires).encode())
+
+
+def mime_of(name: str) -> str:
+    extension = name.rsplit(".", 1)[-1].lower()
+    return next((mime for mime, ext in ALLOWED_TYPES.items() if ext == extension), "application/octet-stream")

@@ -16,6 +16,7 @@ from bot.client import RasaClient
 from crm_adapter.service import build_work_orders
 from gateway.coordination import Coordination, build_coordination
 from gateway.language import LanguageTagger
+from gateway.media import media_key
 from gateway.metrics import Metrics, build_metrics
 from gateway.pipeline import Pipeline
 from gateway.settings import Settings
@@ -47,6 +48,7 @@ class Services:
     outbox: Outbox | None = None  # sends replies of pushing channels (SMS, Telegram); set in the app's start-up
     handoff: HandoffService | None = None  # people take over: status machine, agents, inbox; set in the start-up
     slack_desk: SlackDesk | None = None  # Slack as a second desk, when SLACK_* settings are present
+    media_key: bytes = b""  # signs public links to stored media (gateway/media.py)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -88,6 +90,7 @@ async def build_services(settings: Settings, metrics: Metrics | None = None) -> 
     metrics = metrics or build_metrics()
     pipeline = Pipeline(db, coordination, bot, language, metrics)
     services = Services(settings, db, coordination, http, bot, language, metrics, pipeline)
+    services.media_key = media_key(settings.data_dir, settings.media_url_secret)
     services.work_orders = await build_work_orders(settings, db, http=http)
     return services
 

@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     media_max_bytes: int = Field(
         10_000_000, gt=0, description="Largest attachment kept in DATA_DIR/media; larger ones are refused."
     )
+    media_url_secret: str = Field(
+        "", description="Signs the public, expiring links to files agents send; empty = a random key kept in DATA_DIR."
+    )
     # ---- the content studio (/studio) -----------------------------------------------------------------------------
     studio_project_dir: Path = Field(
         PROJECT_ROOT / "training_data",

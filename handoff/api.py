@@ -8,11 +8,25 @@ CSRF token in `X-CSRF-Token`.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, suppress
 from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import (
+    APIRouter,
+    Depends,
+    Form,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    WebSocket,
+    WebSocketDisconnect,
+)
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from channels.base import OutboundMessage
@@ -25,6 +39,8 @@ from gateway.auth import (
     session_of,
 )
 from gateway.coordination import Subscription
+from gateway.media import MediaRejected, MediaStore, media_link
+from gateway.media_routes import file_response
 from gateway.services import Services, services_of, services_of_socket
 from handoff.agents import AgentError, AgentView
 from handoff.canned import canned_responses
@@ -261,6 +277,40 @@ def build_router() -> APIRouter:
         except HandoffError as exc:
             raise _error(exc) from exc
         return {"ok": True, "message_id": row.id}
+
+    @router.post("/conversations/{conversation_id}/attachments",
+                 summary="Send a file (photo, PDF, voice) on the citizen's channel, with an optional caption")
+    async def attach(conversation_id: str, principal: Inbox, service: Service, file: UploadFile,
+                     caption: Annotated[str, Form(max_length=1000)] = "",
+                     services: Services = Depends(services_of)) -> dict[str, Any]:
+        if principal.agent_id is None:
+            raise HTTPException(422, "only a logged-in agent can reply")
+        store = MediaStore(services.settings.data_dir, services.settings.media_max_bytes)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while chunk := await file.read(256 * 1024):
+                yield chunk
+
+        try:
+            stored = await store.keep(file.content_type, chunks())
+        except MediaRejected as exc:
+            raise HTTPException(422, f"the file was not accepted: {exc}") from exc
+        link = media_link(services.settings.base_url, stored.ref, services.media_key, time.time())
+        # Channels that cannot show a file get the link (the outbound renderer downgrades images the same way).
+        if stored.mime.startswith("image/"):
+            message = OutboundMessage(text=caption.strip() or None, image=link)
+        else:
+            name = (file.filename or stored.ref.rsplit("/", 1)[-1])[:120]
+            message = OutboundMessage(text="\n".join(x for x in (caption.strip(), f"📎 {name}: {link}") if x))
+        try:
+            row = await service.reply(conversation_id, await _staff_of(principal, service), message)
+        except HandoffError as exc:
+            raise _error(exc) from exc
+        return {"ok": True, "message_id": row.id, "ref": stored.ref, "mime": stored.mime, "size": stored.size}
+
+    @router.get("/media/{name}", summary="A file a citizen or an agent sent (staff only)")
+    async def media(name: str, _principal: Inbox, services: Services = Depends(services_of)) -> FileResponse:
+        return file_response(services, name)
 
     @router.get("/canned", summary="Canned responses for the reply box")
     async def canned(_principal: Inbox) -> dict[str, Any]:

@@ -25,6 +25,7 @@ PUBLIC = {
     "/actions/webhook",  # Rasa calls the custom actions here
     "/inbox/login", "/inbox/static/{name}", "/api/inbox/login",  # how staff get in
     "/studio", "/studio/static/{name}",  # the studio page is its own login form; its data comes from /api/studio
+    "/media/{name}",  # files agents send, for the citizen's channel: refused without a valid, unexpired signature
 }
 # Channel webhooks verify the vendor's signature or secret themselves (tested per channel).
 PUBLIC_PATTERNS = [re.compile(r"^/channels/[a-z_]+/(webhook|status|events)$")]

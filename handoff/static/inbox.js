@@ -16,7 +16,7 @@
       csat: '今日满意度', open_per_agent: '各坐席处理中', none: '无', status_change: '状态', csat_event: '满意度评分',
       assign: '分配', to_dept: '转到部门：', empty: '没有会话', attachments: '附件', file_work_order: '登记工单',
       wo_report: '报修', wo_complaint: '投诉', wo_consultation: '咨询', wo_suggestion: '建议', file: '提交',
-      p_channel: '渠道', p_department: '部门', p_description: '问题描述', p_location: '地点', p_note: '内部备注（市民看不到）'},
+      p_channel: '渠道', p_department: '部门', p_description: '问题描述', p_location: '地点', p_note: '内部备注（市民看不到）', attach: '发送文件'},
     en: {title: 'Agent inbox', online: 'Online', logout: 'Log out', f_active: 'Waiting + open', s_pending: 'Waiting',
       s_open: 'Open', s_resolved: 'Resolved', s_bot: 'Bot', f_everyone: 'Everyone', f_mine: 'Mine',
       f_unassigned: 'Unassigned', claim: 'Claim', resolve: 'Resolve', hand_back: 'Hand back to bot', send: 'Send',
@@ -29,7 +29,7 @@
       file_work_order: 'File a work order', wo_report: 'Report', wo_complaint: 'Complaint',
       wo_consultation: 'Consultation', wo_suggestion: 'Suggestion', file: 'File', p_channel: 'channel',
       p_department: 'department', p_description: 'What is wrong', p_location: 'Where',
-      p_note: 'Private note (the citizen never sees it)'},
+      p_note: 'Private note (the citizen never sees it)', attach: 'Send file'},
   }[lang];
   const $ = (id) => document.getElementById(id);
   const el = (tag, attrs = {}, ...children) => {
@@ -59,6 +59,8 @@
     return data;
   }
   const post = (path, payload) => api(path, {method: 'POST', body: JSON.stringify(payload || {})});
+  // A file kept in the media folder is served to staff by the inbox API; a vendor URL is linked as it is.
+  const mediaHref = (a) => a.ref ? '/api/inbox/' + a.ref : (a.url || '#');
 
   let current = null;  // the open conversation's id
   let canned = [];
@@ -104,7 +106,7 @@
       }
       if (item.attachments && item.attachments.length) {
         node.append(el('div', {class: 'attachments'}, T.attachments + ': ',
-          ...item.attachments.map((a) => el('a', {href: a.url || '#', target: '_blank', rel: 'noopener'}, a.name || a.kind))));
+          ...item.attachments.map((a) => el('a', {href: mediaHref(a), target: '_blank', rel: 'noopener'}, a.name || a.kind))));
       }
       return node;
     }
@@ -160,6 +162,21 @@
     const text = $('reply').value.trim();
     if (!text || !current) return;
     await post(`/conversations/${current}/reply`, {text});
+    $('reply').value = '';
+    await refresh();
+  });
+  $('attach').addEventListener('click', async () => {
+    const input = $('attach-file');
+    if (!current || !input.files.length) return;
+    const form = new FormData();
+    form.append('file', input.files[0]);
+    form.append('caption', $('reply').value.trim());
+    const response = await fetch(`/api/inbox/conversations/${current}/attachments`, {
+      method: 'POST', credentials: 'same-origin', headers: {'X-CSRF-Token': csrf}, body: form,
+    });
+    const data = await response.json();
+    if (!response.ok) { alert(data.detail || response.statusText); return; }
+    input.value = '';
     $('reply').value = '';
     await refresh();
   });

@@ -156,3 +156,40 @@ async def test_password_guessing_is_slowed_down(app) -> None:  # type: ignore[no
     codes = [(await client.post("/api/inbox/login", json={"email": ADMIN_EMAIL, "password": f"guess-{i}"})).status_code
              for i in range(11)]
     assert codes[:10] == [401] * 10 and codes[10] == 429
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+async def test_an_agent_sends_a_file_and_the_link_is_signed(app) -> None:  # type: ignore[no-untyped-def]
+    _, services, client = app
+    await make_agent(client, "zhao@bj.gov.cn")
+    services.bot.slots = {"handoff_requested": True}
+    outcome = await services.pipeline.handle(InboundMessage(
+        channel="webchat", channel_account="default", external_user_id="web-citizen-9", external_message_id="w9",
+        text="转人工"))
+    conversation_id = outcome.conversation_id
+    csrf = await login(client, "zhao@bj.gov.cn", "password-123")
+    url = f"/api/inbox/conversations/{conversation_id}/attachments"
+    assert (await client.post(url, files={"file": ("map.png", PNG, "image/png")})).status_code == 403  # no CSRF
+    refused = await client.post(url, headers={"X-CSRF-Token": csrf},
+                                files={"file": ("tool.exe", b"MZ\x90\x00", "application/x-msdownload")})
+    assert refused.status_code == 422 and "not accepted" in refused.json()["detail"]
+    sent = await client.post(url, headers={"X-CSRF-Token": csrf}, data={"caption": "办理地点见附图"},
+                             files={"file": ("map.png", PNG, "image/png")})
+    assert sent.status_code == 200, sent.text
+    name = sent.json()["ref"].removeprefix("media/")
+    detail = (await client.get(f"/api/inbox/conversations/{conversation_id}")).json()
+    last = [h for h in detail["history"] if h["kind"] == "message"][-1]
+    assert last["from"] == "agent" and last["text"] == "办理地点见附图"
+    link = httpx.URL(last["image"])
+    # The citizen's channel fetches the signed link; a tampered or expired one is refused; staff use the inbox API.
+    public = await client.get(link.raw_path.decode())
+    assert public.status_code == 200 and public.content == PNG and public.headers["content-type"] == "image/png"
+    tampered = link.copy_set_param("sig", "0" * 40)
+    assert (await client.get(tampered.raw_path.decode())).status_code == 403
+    expired = link.copy_set_param("exp", "1000")
+    assert (await client.get(expired.raw_path.decode())).status_code == 403
+    assert (await client.get(f"/api/inbox/media/{name}")).content == PNG
+    client.cookies.clear()
+    assert (await client.get(f"/api/inbox/media/{name}")).status_code == 401
