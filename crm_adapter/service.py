@@ -33,6 +33,7 @@ from crm_adapter.watcher import SlaWatcher
 from crm_adapter.workflow import (
     DISPATCH_DESK,
     OPEN,
+    SYSTEM,
     Actor,
     Category,
     DispatchMode,
@@ -50,6 +51,9 @@ RT_BACKOFF_MAX_SECONDS = 600.0  # the longest wait between two tries while Reque
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+DISSATISFIED_AT_MOST = 2  # a 回访 score this low reopens the order (不满意 is 1)
 
 
 @dataclass(frozen=True)
@@ -245,6 +249,11 @@ class WorkOrderService:
         )
         audience = (f"department:{rated.department}", "supervisors")
         await self._emit(WorkOrderEvent.of("rated", rated, self.clock(), audience=audience))
+        if score <= DISSATISFIED_AT_MOST:
+            # 回访不满意 → 重办: the order goes back to its department with a fresh commitment, as 12345 centres do,
+            # and the supervisors see it (the status change is an event for them too).
+            return await self.update_status(number, Status.REOPENED.value, SYSTEM,
+                                            f"the citizen is not satisfied ({score}/5): handled again")
         return rated
 
     # ---- background work

@@ -253,6 +253,15 @@ async def test_the_filer_rates_a_finished_order(sqlite_db: Database, clock: Fake
     assert order.phone == "13812345678"
     with pytest.raises(InvalidWorkOrder):
         await w.service.rate(number, conversation.contact_id, 9)
+    # 不满意 (1) → 重办: the order goes back to work with a fresh commitment; it is rated again once finished.
+    clock.advance(days=2)
+    reopened = await w.service.rate(number, conversation.contact_id, 1)
+    assert reopened.status == "reopened" and reopened.satisfaction == 1
+    assert reopened.due_at > order.due_at
+    again = await w.service.get(number)
+    assert any("not satisfied (1/5)" in (s.note or "") for s in again.steps)
+    with pytest.raises(InvalidWorkOrder, match="resolved or closed"):
+        await w.service.rate(number, conversation.contact_id, 5)
 
 
 async def test_a_phone_the_channel_vouched_for_reaches_the_bot(sqlite_db: Database, clock: FakeClock) -> None:
