@@ -11,7 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,16 +121,16 @@ def gateway_env(port: int, rasa_url: str, data_dir: Path, **extra: str) -> dict[
     return launch.gateway_env(port, rasa_url, data_dir, **settings)
 
 
-@pytest.fixture(scope="session")
-def stack(rasa_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Rasa (trained on training_data/) and the gateway, as real processes on free ports."""
+@contextmanager
+def running_stack(rasa_model: Path, data_dir: Path, **extra_env: str) -> Iterator[Stack]:
+    """Rasa and a gateway as real processes on free ports, ready (model loaded, KB indexed); their log tails are
+    printed when start-up fails, both are stopped on exit."""
     from bot import server
 
-    data_dir = tmp_path_factory.mktemp("stack")
     gateway_port, rasa_port = free_port(), free_port()
     base_url, rasa_url = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{rasa_port}"
     rasa = server.start_rasa(rasa_model, rasa_port, f"{base_url}/actions/webhook", data_dir / "rasa.log")
-    env = gateway_env(gateway_port, rasa_url, data_dir)
+    env = gateway_env(gateway_port, rasa_url, data_dir, **extra_env)
     gateway = start_gateway(env, data_dir / "gateway.log")
     try:
         wait_http(f"{base_url}/healthz", 60, gateway)
@@ -146,3 +146,10 @@ def stack(rasa_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     finally:
         server.stop(gateway)
         server.stop(rasa)
+
+
+@pytest.fixture(scope="session")
+def stack(rasa_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Rasa (trained on training_data/) and the gateway, as real processes on free ports."""
+    with running_stack(rasa_model, tmp_path_factory.mktemp("stack")) as running:
+        yield running

@@ -6,7 +6,6 @@ REST channel; rolling back puts the previous model back."""
 from __future__ import annotations
 
 import shutil
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,8 +15,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
-from gateway.launch import free_port, start_gateway, wait_http
-from tests.conftest import ADMIN_TOKEN, ROOT, gateway_env
+from tests.conftest import ADMIN_TOKEN, ROOT, running_stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.rasa]
 
@@ -41,31 +39,12 @@ class StudioStack:
 @pytest.fixture(scope="module")
 def studio_stack(rasa_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioStack]:
     """Rasa and a gateway whose studio edits a copy of training_data/ (the shared `stack` is left alone)."""
-    from bot import server
-
     data_dir = tmp_path_factory.mktemp("studio-stack")
     project = data_dir / "training_data"
     shutil.copytree(ROOT / "training_data", project)
-    gateway_port, rasa_port = free_port(), free_port()
-    base_url, rasa_url = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{rasa_port}"
-    rasa = server.start_rasa(rasa_model, rasa_port, f"{base_url}/actions/webhook", data_dir / "rasa.log")
-    env = gateway_env(gateway_port, rasa_url, data_dir, STUDIO_PROJECT_DIR=str(project),
-                      RASA_MODELS_DIR=str(rasa_model.parent))
-    gateway = start_gateway(env, data_dir / "gateway.log")
-    try:
-        wait_http(f"{base_url}/healthz", 60, gateway)
-        server.wait_until_ready(rasa_url, 300, rasa)
-        wait_http(f"{base_url}/readyz", 300, gateway)
-        yield StudioStack(base_url, rasa_url, project, data_dir)
-    except BaseException:
-        for name in ("gateway.log", "rasa.log"):
-            path = data_dir / name
-            if path.exists():
-                sys.stderr.write(f"---- {name} (tail) ----\n{path.read_text(errors='replace')[-4000:]}\n")
-        raise
-    finally:
-        server.stop(gateway)
-        server.stop(rasa)
+    with running_stack(rasa_model, data_dir, STUDIO_PROJECT_DIR=str(project),
+                       RASA_MODELS_DIR=str(rasa_model.parent)) as stack:
+        yield StudioStack(stack.base_url, stack.rasa_url, project, data_dir)
 
 
 async def say(base_url: str, text: str) -> list[dict[str, object]]:
