@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -24,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from bench.processes import start_bare, stop, wait_until_up
 from bench.stats import summary_ms, table
 from gateway.launch import free_port, gateway_env, start_gateway
 from tests.channels.support import (
@@ -44,14 +41,6 @@ from tests.channels.support import (
 SENDERS = 50
 PER_SENDER = 20
 REPLAYS = 5
-BARE_APP = """
-from fastapi import FastAPI, Request, Response
-app = FastAPI()
-@app.post("/bare")
-async def bare(request: Request) -> Response:
-    await request.body()
-    return Response(status_code=200)
-"""
 
 
 def _requests(kind: str, n: int) -> list[tuple[bytes, dict[str, str]]]:
@@ -89,26 +78,6 @@ async def _load(url: str, requests: list[tuple[bytes, dict[str, str]]], senders:
     return latencies, len(latencies) / elapsed
 
 
-async def _wait(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            try:
-                if (await client.get(url, timeout=2)).status_code in (200, 404, 405):
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise TimeoutError(url)
-
-
-def _start_bare(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port), "--log-level", "warning"],
-        cwd=data_dir, start_new_session=True,
-    )
-
-
 async def _until(check: Any, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not check() and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a stand-in's record
@@ -124,13 +93,12 @@ async def _run(data_dir: Path) -> None:
         TWILIO_API_BASE_URL=twilio.url, PUBLIC_BASE_URL=PUBLIC_BASE, TELEGRAM_BOT_TOKEN=BOT_TOKEN,
         TELEGRAM_WEBHOOK_SECRET=TG_SECRET, TELEGRAM_API_BASE_URL=telegram.url,
     )
-    (data_dir / "bare_app.py").write_text(BARE_APP)
     gateway = start_gateway(env, data_dir / "gateway.log")
-    bare = _start_bare(data_dir, bare_port)
+    bare = start_bare(data_dir, bare_port)
     base = f"http://127.0.0.1:{port}"
     try:
-        await _wait(f"{base}/healthz")
-        await _wait(f"http://127.0.0.1:{bare_port}/bare")
+        await wait_until_up(f"{base}/healthz")
+        await wait_until_up(f"http://127.0.0.1:{bare_port}/bare")
         total = SENDERS * PER_SENDER
         rows: list[list[Any]] = []
         rates: dict[str, float] = {}
@@ -164,9 +132,7 @@ async def _run(data_dir: Path) -> None:
                     [["SMS x5", len(storm), len(unique), stored, replies, f"{suppressed:.1%}"]]))
     finally:
         for process in (gateway, bare):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(15)
+            stop(process)
         for server in (rasa, twilio, telegram):
             await server.stop()
 

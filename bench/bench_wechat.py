@@ -10,11 +10,7 @@ passive-reply budget 0: stored, then "success" at once; the reply follows as a c
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from bench.processes import start_bare, stop, wait_until_up
 from bench.stats import summary_ms, table
 from gateway.launch import free_port, gateway_env, start_gateway
 from tests.channels.support import StandInRasa
@@ -29,14 +26,6 @@ from tests.channels.wechat.standin import AES_KEY, APP_ID, APP_SECRET, TOKEN, St
 
 SENDERS = 50
 PER_SENDER = 20
-BARE_APP = """
-from fastapi import FastAPI, Request, Response
-app = FastAPI()
-@app.post("/bare")
-async def bare(request: Request) -> Response:
-    await request.body()
-    return Response(status_code=200)
-"""
 Request = tuple[dict[str, str], bytes]
 
 
@@ -72,25 +61,6 @@ async def _load(url: str, requests: list[Request], senders: int) -> tuple[list[f
     return latencies, len(latencies) / elapsed, passive
 
 
-async def _wait(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            try:
-                if (await client.get(url, timeout=2)).status_code in (200, 404, 405):
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise TimeoutError(url)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(15)
-
-
 async def _gateway_run(data_dir: Path, rasa: StandInRasa, wechat: StandInWeChat, budget: float, tag: str
                        ) -> tuple[list[float], float, int, int]:
     port = free_port()
@@ -103,7 +73,7 @@ async def _gateway_run(data_dir: Path, rasa: StandInRasa, wechat: StandInWeChat,
     )
     gateway = start_gateway(env, run_dir / "gateway.log")
     try:
-        await _wait(f"http://127.0.0.1:{port}/healthz")
+        await wait_until_up(f"http://127.0.0.1:{port}/healthz")
         url = f"http://127.0.0.1:{port}/channels/wechat/webhook"
         await _load(url, _pushes(50, f"warm {tag}"), 10)
         total = SENDERS * PER_SENDER
@@ -118,19 +88,15 @@ async def _gateway_run(data_dir: Path, rasa: StandInRasa, wechat: StandInWeChat,
         await asyncio.sleep(1.0)  # a second reply would come now
         return latencies, rate, passive, answered()
     finally:
-        _stop(gateway)
+        stop(gateway)
 
 
 async def _run(data_dir: Path) -> None:
     rasa, wechat = await StandInRasa().start(), await StandInWeChat().start()
     bare_port = free_port()
-    (data_dir / "bare_app.py").write_text(BARE_APP)
-    bare = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
-        [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(bare_port), "--log-level", "warning"],
-        cwd=data_dir, start_new_session=True,
-    )
+    bare = start_bare(data_dir, bare_port)
     try:
-        await _wait(f"http://127.0.0.1:{bare_port}/bare")
+        await wait_until_up(f"http://127.0.0.1:{bare_port}/bare")
         bare_url = f"http://127.0.0.1:{bare_port}/bare"
         await _load(bare_url, _pushes(50, "warm"), 10)
         total = SENDERS * PER_SENDER
@@ -147,7 +113,7 @@ async def _run(data_dir: Path) -> None:
         print(table(["endpoint", "requests", "acks/s", "p50 ms", "p99 ms", "ratio vs bare", "passive",
                      "answered once"], rows))
     finally:
-        _stop(bare)
+        stop(bare)
         for server in (rasa, wechat):
             await server.stop()
 
