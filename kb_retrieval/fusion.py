@@ -46,3 +46,19 @@ def weighted_sum(
         b = lexical.get(a, 0.0) / b_hi if b_hi > 0 else 0.0
         out[a] = dense_weight * d + (1.0 - dense_weight) * b
     return out
+
+
+def min_max(scores: Mapping[int, float]) -> dict[int, float]:
+    """Scores scaled to [0, 1] (all 1.0 when they are equal)."""
+    if not scores:
+        return {}
+    lo, hi = min(scores.values()), max(scores.values())
+    span = hi - lo
+    return {a: (s - lo) / span if span > 0 else 1.0 for a, s in scores.items()}
+
+
+def mix_scores(main: Mapping[int, float], other: Mapping[int, float], other_weight: float) -> dict[int, float]:
+    """(1−w)·minmax(main) + w·minmax(other) over both models' candidates (a missing score counts as the minimum).
+    Used to blend the English model's similarities into the main model's for English queries."""
+    a, b = min_max(main), min_max(other)
+    return {k: (1.0 - other_weight) * a.get(k, 0.0) + other_weight * b.get(k, 0.0) for k in set(a) | set(b)}

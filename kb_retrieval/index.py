@@ -7,6 +7,10 @@ and never lock. Only the changed article's passages are embedded on an upsert.
 Dense index: rows [0, n_base) sit in a base FAISS index (exact IndexFlatIP up to `flat_max_passages`, HNSW above);
 rows appended by upserts sit in a small exact delta index; replaced or removed rows are masked as dead. When the
 delta grows past a tenth of the base, the base is rebuilt from the live rows (compaction).
+
+English queries: the main model (m3e-small) is trained mostly on Chinese. When an English model is configured
+(all-MiniLM-L6-v2 by default), the English passages also get its vectors, and an English query's candidate articles
+(found by the main model and BM25) are re-scored with a mix of both models' similarities (`english_weight`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from kb_retrieval.answerable import pick as pick_calibration
 from kb_retrieval.articles import Article
 from kb_retrieval.config import KBConfig
 from kb_retrieval.embedding import Embedder
-from kb_retrieval.fusion import reciprocal_rank_fusion, weighted_sum
+from kb_retrieval.fusion import mix_scores, reciprocal_rank_fusion, weighted_sum
 from kb_retrieval.text import TOKENIZER_VERSION, Tokenizer, chunk_body, detect_language, normalize
 
 log = structlog.get_logger(__name__)
@@ -103,6 +107,8 @@ class _State:
     idf: dict[str, float] = field(default_factory=dict)  # log((N+1)/(df+0.5)) over live articles
     max_idf: float = 0.0  # what a word no article contains weighs
     masks: dict[tuple[str | None, str | None], np.ndarray] = field(default_factory=dict)  # filter cache
+    en_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # rows of English passages
+    en_vectors: np.ndarray | None = None  # the English model's vectors of those rows (None: no English model)
 
     def filter_mask(self, lang: str | None, department: str | None) -> np.ndarray:
         """Articles (in article_order) a lang/department filter allows; computed once per state and filter."""
@@ -162,9 +168,11 @@ class KnowledgeBase:
         embedder: Embedder,
         calibration: Calibration | None = None,
         tokenizer: Tokenizer | None = None,
+        english_embedder: Embedder | None = None,
     ) -> None:
         self.config = config
         self.embedder = embedder
+        self.english_embedder = english_embedder
         self.calibration = calibration
         # Why injectable: loading jieba's dictionary takes ~1 s; tests and multi-KB processes share one.
         self.tokenizer = tokenizer or Tokenizer(config.user_words)
@@ -175,8 +183,9 @@ class KnowledgeBase:
 
     def _params_fingerprint(self) -> str:
         c = self.config
+        english = self.english_embedder.fingerprint if self.english_embedder is not None else "-"
         raw = (f"{FORMAT_VERSION}|{self.embedder.fingerprint}|{c.zh_chunk_chars}|{c.en_chunk_words}|{c.user_words}"
-               f"|t{TOKENIZER_VERSION}")
+               f"|t{TOKENIZER_VERSION}|en:{english}")
         return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
     def fingerprint(self) -> str:
@@ -204,7 +213,10 @@ class KnowledgeBase:
         alive: Sequence[bool] | np.ndarray,
         base_index: Any | None = None,
         n_base: int | None = None,
+        en_vectors: np.ndarray | None = None,
     ) -> _State:
+        """en_vectors: the English model's vectors of the English passages, in row order (required when an English
+        model is configured)."""
         order = tuple(dict.fromkeys([p.article_id for p in passages] + list(articles)))
         pos = {a: i for i, a in enumerate(order)}
         row_article = np.fromiter((pos[p.article_id] for p in passages), dtype=np.int32, count=len(passages))
@@ -234,6 +246,12 @@ class KnowledgeBase:
             for t in toks:
                 df[t] = df.get(t, 0) + 1
         n_art = max(1, len(article_tokens))
+        en_rows = np.fromiter((i for i, p in enumerate(passages) if p.lang == "en"), dtype=np.int64)
+        if self.english_embedder is not None:
+            if en_vectors is None and not len(en_rows):
+                en_vectors = np.zeros((0, self.english_embedder.dim), np.float32)
+            if en_vectors is None or len(en_vectors) != len(en_rows):
+                raise ValueError("English vectors do not match the English passages")
         idf = {t: float(np.log((n_art + 1) / (c + 0.5))) for t, c in df.items()}
         return _State(
             articles=dict(articles),
@@ -252,27 +270,46 @@ class KnowledgeBase:
             article_tokens={a: frozenset(t) for a, t in article_tokens.items()},
             idf=idf,
             max_idf=float(np.log((n_art + 1) / 0.5)),
+            en_rows=en_rows,
+            en_vectors=en_vectors if self.english_embedder is not None else None,
         )
 
-    def _embed(self, texts: list[str], cache: dict[str, np.ndarray] | None = None) -> np.ndarray:
-        out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
+    def _embed(
+        self, texts: list[str], cache: dict[str, np.ndarray] | None = None, embedder: Embedder | None = None
+    ) -> np.ndarray:
+        embedder = embedder or self.embedder
+        out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
         todo = [i for i, t in enumerate(texts) if cache is None or t not in cache]
         if cache is not None:
             for i, t in enumerate(texts):
                 if t in cache:
                     out[i] = cache[t]
         if todo:
-            out[todo] = self.embedder.encode([texts[i] for i in todo])
+            out[todo] = embedder.encode([texts[i] for i in todo])
         return out
 
-    def rebuild(self, articles: Iterable[Article], vector_cache: dict[str, np.ndarray] | None = None) -> None:
+    def _embed_english(
+        self, passages: Sequence[Passage], cache: dict[str, np.ndarray] | None = None
+    ) -> np.ndarray | None:
+        """The English model's vectors of the English passages (in order), or None without an English model."""
+        if self.english_embedder is None:
+            return None
+        return self._embed([p.text for p in passages if p.lang == "en"], cache, self.english_embedder)
+
+    def rebuild(
+        self,
+        articles: Iterable[Article],
+        vector_cache: dict[str, np.ndarray] | None = None,
+        english_cache: dict[str, np.ndarray] | None = None,
+    ) -> None:
         """Index these articles from scratch (reusing cached passage vectors by text when given)."""
         t0 = time.perf_counter()
         arts = {a.id: a for a in articles}
         passages = [p for a in arts.values() if a.published for p in article_passages(a, self.config)]
         tokens = [self.tokenizer.tokenize(p.text) for p in passages]
         emb = self._embed([p.text for p in passages], vector_cache)
-        state = self._make_state(arts, passages, tokens, emb, [True] * len(passages))
+        en = self._embed_english(passages, english_cache)
+        state = self._make_state(arts, passages, tokens, emb, [True] * len(passages), en_vectors=en)
         with self._write_lock:
             self._state = state
         ms = round(1000 * (time.perf_counter() - t0))
@@ -285,15 +322,19 @@ class KnowledgeBase:
         passages = article_passages(article, self.config) if article.published else []
         tokens = [self.tokenizer.tokenize(p.text) for p in passages]
         emb = self._embed([p.text for p in passages])
+        en = self._embed_english(passages)
         with self._write_lock:
-            self._state = self._apply(self._state, article.id, article, passages, tokens, emb)
+            self._state = self._apply(self._state, article.id, article, passages, tokens, emb, en)
 
     def remove(self, article_id: str) -> bool:
         """Remove an article; returns False if it was not there."""
         with self._write_lock:
             if article_id not in self._state.articles:
                 return False
-            self._state = self._apply(self._state, article_id, None, [], [], np.zeros((0, self.embedder.dim)))
+            no_english = (np.zeros((0, self.english_embedder.dim), np.float32)
+                          if self.english_embedder is not None else None)
+            self._state = self._apply(self._state, article_id, None, [], [], np.zeros((0, self.embedder.dim)),
+                                      no_english)
             return True
 
     def _apply(
@@ -304,6 +345,7 @@ class KnowledgeBase:
         passages: list[Passage],
         tokens: list[list[str]],
         emb: np.ndarray,
+        en: np.ndarray | None = None,
     ) -> _State:
         articles = dict(st.articles)
         if article is None:
@@ -317,19 +359,26 @@ class KnowledgeBase:
         all_tokens = [list(t) for t in st.tokens] + tokens
         embeddings = np.vstack([st.embeddings, emb.astype(np.float32)]) if len(emb) else st.embeddings
         alive_all = np.concatenate([alive, np.ones(len(passages), dtype=bool)])
+        en_all = (np.vstack([st.en_vectors, en.astype(np.float32)])
+                  if st.en_vectors is not None and en is not None else None)
         n_delta = len(all_passages) - st.n_base
         dead = int((~alive_all).sum())
         if n_delta > max(64, st.n_base // 10) or dead > max(256, len(all_passages) // 4):
             keep = np.flatnonzero(alive_all)
+            if en_all is not None:
+                en_rows_all = np.fromiter((i for i, p in enumerate(all_passages) if p.lang == "en"), np.int64)
+                en_all = np.ascontiguousarray(en_all[alive_all[en_rows_all]])
             return self._make_state(
                 articles,
                 [all_passages[i] for i in keep],
                 [all_tokens[i] for i in keep],
                 np.ascontiguousarray(embeddings[keep]),
                 [True] * len(keep),
+                en_vectors=en_all,
             )
         return self._make_state(
-            articles, all_passages, all_tokens, embeddings, alive_all, base_index=st.base_index, n_base=st.n_base
+            articles, all_passages, all_tokens, embeddings, alive_all, base_index=st.base_index, n_base=st.n_base,
+            en_vectors=en_all,
         )
 
     # ---------- reading ----------
@@ -397,12 +446,32 @@ class KnowledgeBase:
             {int(a): int(rows[b]) for a, b in zip(uniq, best, strict=True)},
         )
 
-    def encode_query(self, normalized_query: str) -> np.ndarray:
+    def encode_query(self, normalized_query: str, embedder: Embedder | None = None) -> np.ndarray:
         """The query's vector: the embedder's query path (cache, int8 model) when it has one."""
-        encode_query = getattr(self.embedder, "encode_query", None)
+        embedder = embedder or self.embedder
+        encode_query = getattr(embedder, "encode_query", None)
         if encode_query is not None:
             return np.asarray(encode_query(normalized_query), dtype=np.float32)
-        return self.embedder.encode([normalized_query])[0]
+        return embedder.encode([normalized_query])[0]
+
+    def _english_scores(
+        self, st: _State, normalized_query: str, candidates: Iterable[int], allowed: np.ndarray | None,
+        hidden: Sequence[int] = (),
+    ) -> dict[int, float]:
+        """The English model's best passage similarity per candidate article (English passages only)."""
+        if st.en_vectors is None or self.english_embedder is None or not len(st.en_rows):
+            return {}
+        wanted = np.zeros(len(st.article_order), dtype=bool)
+        wanted[np.fromiter(candidates, dtype=np.int64)] = True
+        keep = wanted[st.row_article[st.en_rows]] & st.alive[st.en_rows]
+        if len(hidden):
+            keep &= ~np.isin(st.en_rows, hidden)
+        picked = np.flatnonzero(keep)
+        if not len(picked):
+            return {}
+        qv = self.encode_query(normalized_query, self.english_embedder)
+        scores, _ = self._aggregate(st, st.en_rows[picked], st.en_vectors[picked] @ qv, allowed)
+        return scores
 
     def rank(
         self,
@@ -432,14 +501,22 @@ class KnowledgeBase:
                 b_rows, b_scores = b_rows[keep], b_scores[keep]
         dense, d_best = self._aggregate(st, d_rows, d_scores, allowed)
         bm25, b_best = self._aggregate(st, b_rows, b_scores, allowed)
+        semantic, dense_weight = dense, self.config.dense_weight
+        english: dict[int, float] = {}
+        if q_lang == "en" and method != "bm25" and (dense or bm25) and self.config.english_weight > 0:
+            hidden = st.passage_row.get(exclude_passage, []) if exclude_passage is not None else []
+            english = self._english_scores(st, qn, set(dense) | set(bm25), allowed, hidden)
+            if english:
+                semantic = mix_scores(dense, english, self.config.english_weight)
+                dense_weight = self.config.english_dense_weight
         if method == "dense":
-            fused = dict(dense)
+            fused = dict(semantic)
         elif method == "bm25":
             fused = dict(bm25)
         elif self.config.fusion == "weighted":
-            fused = weighted_sum(dense, bm25, self.config.dense_weight)
+            fused = weighted_sum(semantic, bm25, dense_weight)
         else:
-            fused = reciprocal_rank_fusion(dense, bm25, self.config.rrf_k, self.config.rrf_dense_weight)
+            fused = reciprocal_rank_fusion(semantic, bm25, self.config.rrf_k, self.config.rrf_dense_weight)
         order = sorted(fused, key=lambda a: -fused[a])
         d_sorted = sorted(dense.values(), reverse=True)
         b_sorted = sorted(bm25.values(), reverse=True)
@@ -465,6 +542,7 @@ class KnowledgeBase:
             ),
             dense_z=float((d_head[0] - d_head.mean()) / (d_head.std() + 1e-3)) if len(d_head) > 1 else 0.0,
             english=q_lang == "en",
+            english_top=max(english.values()) if english else None,
         )
         ids = [st.article_order[a] for a in order]
         best_passage = {}
@@ -525,6 +603,8 @@ class KnowledgeBase:
             for p, t in zip(st.passages, st.tokens, strict=True):
                 fh.write(json.dumps([p.article_id, p.field, p.lang, p.text, list(t)], ensure_ascii=False) + "\n")
         np.save(tmp / "embeddings.npy", st.embeddings)
+        if st.en_vectors is not None:
+            np.save(tmp / "english.npy", st.en_vectors)
         np.save(tmp / "alive.npy", st.alive)
         faiss.write_index(st.base_index, str(tmp / "base.faiss"))
         manifest = {
@@ -532,6 +612,7 @@ class KnowledgeBase:
             "params": self._params_fingerprint(),
             "articles": _article_hash(st.articles.values()),
             "model": self.embedder.fingerprint,
+            "english_model": self.english_embedder.fingerprint if self.english_embedder is not None else None,
             "n_base": st.n_base,
             "saved_at": time.time(),
         }
@@ -558,11 +639,13 @@ class KnowledgeBase:
             tokens.append(toks)
         emb = np.load(directory / "embeddings.npy")
         alive = np.load(directory / "alive.npy")
+        english = np.load(directory / "english.npy") if self.english_embedder is not None else None
         base = faiss.read_index(str(directory / "base.faiss"))
         if isinstance(base, faiss.IndexHNSW):
             base.hnsw.efSearch = max(self.config.hnsw_ef_search, self.config.candidates)
         state = self._make_state(
-            {a.id: a for a in arts}, passages, tokens, emb, alive, base_index=base, n_base=int(manifest["n_base"])
+            {a.id: a for a in arts}, passages, tokens, emb, alive, base_index=base, n_base=int(manifest["n_base"]),
+            en_vectors=english,
         )
         with self._write_lock:
             self._state = state
@@ -572,15 +655,24 @@ class KnowledgeBase:
         st = self._state
         return {p.text: st.embeddings[i] for i, p in enumerate(st.passages)}
 
+    def english_vector_cache(self) -> dict[str, np.ndarray]:
+        """English passage text → the English model's vector (empty without an English model)."""
+        st = self._state
+        if st.en_vectors is None:
+            return {}
+        return {st.passages[int(r)].text: st.en_vectors[i] for i, r in enumerate(st.en_rows)}
 
-def saved_vectors(directory: Path, model_fingerprint: str) -> dict[str, np.ndarray] | None:
-    """Passage text → vector from a saved index built with this model (whatever else changed), else None."""
+
+def saved_vectors(directory: Path, model_fingerprint: str, english: bool = False) -> dict[str, np.ndarray] | None:
+    """Passage text → vector from a saved index built with this model (whatever else changed), else None.
+    english: the English model's vectors (of the English passages) instead of the main model's."""
     try:
         manifest = json.loads((directory / "manifest.json").read_text())
-        if manifest.get("model") != model_fingerprint:
+        if manifest.get("english_model" if english else "model") != model_fingerprint:
             return None
-        emb = np.load(directory / "embeddings.npy")
-        texts = [json.loads(line)[3] for line in (directory / "passages.jsonl").open(encoding="utf-8")]
+        emb = np.load(directory / ("english.npy" if english else "embeddings.npy"))
+        rows = [json.loads(line) for line in (directory / "passages.jsonl").open(encoding="utf-8")]
+        texts = [r[3] for r in rows if not english or r[2] == "en"]
     except (OSError, ValueError, IndexError):
         return None
     return dict(zip(texts, emb, strict=False)) if len(texts) == len(emb) else None
@@ -592,14 +684,22 @@ def build_knowledge_base(
     embedder: Embedder | None = None,
     calibration: Calibration | None = None,
     tokenizer: Tokenizer | None = None,
+    english_embedder: Embedder | None = None,
 ) -> KnowledgeBase:
     """The factory: load the saved index from config.index_dir when it is current, else build (re-embedding only
-    passages whose text changed) and save it."""
-    from kb_retrieval.embedding import SentenceTransformerEmbedder, resolve_model
+    passages whose text changed) and save it. english_embedder: None loads config.english_model (when set)."""
+    from kb_retrieval.embedding import SentenceTransformerEmbedder, resolve_english_model, resolve_model
 
+    query_encoder_dir = config.query_encoder_dir
     if embedder is None:
         embedder = SentenceTransformerEmbedder(
-            resolve_model(config.model), config.torch_threads, quantize_queries=config.quantize_queries
+            resolve_model(config.model), config.torch_threads, quantize_queries=config.quantize_queries,
+            query_encoder_dir=query_encoder_dir,
+        )
+    if english_embedder is None and (english_location := resolve_english_model(config.english_model)):
+        english_embedder = SentenceTransformerEmbedder(
+            english_location, config.torch_threads, quantize_queries=config.quantize_queries,
+            query_encoder_dir=query_encoder_dir,
         )
     if calibration is None and config.calibration_path is not None and config.calibration_path.exists():
         family = getattr(embedder, "family", embedder.fingerprint)
@@ -609,9 +709,10 @@ def build_knowledge_base(
             log.warning("kb.calibration_model_mismatch", calibration=str(config.calibration_path), family=family)
         else:
             log.info("kb.calibration", matched=matched, family=family)
-    kb = KnowledgeBase(config, embedder, calibration, tokenizer)
+    kb = KnowledgeBase(config, embedder, calibration, tokenizer, english_embedder)
     kb.tokenizer.warm_up()
     cache: dict[str, np.ndarray] | None = None
+    english_cache: dict[str, np.ndarray] | None = None
     if config.index_dir is not None and (config.index_dir / "manifest.json").exists():
         try:
             kb.load(config.index_dir, expected=articles)
@@ -620,7 +721,9 @@ def build_knowledge_base(
         except StaleIndexError as exc:
             log.info("kb.index_stale", reason=str(exc))
             cache = saved_vectors(config.index_dir, embedder.fingerprint)  # same model: reuse unchanged passages
-    kb.rebuild(articles, cache)
+            if english_embedder is not None:
+                english_cache = saved_vectors(config.index_dir, english_embedder.fingerprint, english=True)
+    kb.rebuild(articles, cache, english_cache)
     if config.index_dir is not None:
         kb.save(config.index_dir)
     return kb

@@ -34,6 +34,7 @@ class KnowledgeSettings:
     kb_path: Path
     index_dir: Path
     embedding_model: str | None = None
+    english_embedding_model: str = "auto"
 
 
 def resolve_kb_model(setting: str | None, kb_path: Path, root: Path = FINETUNED_ROOT) -> str | None:
@@ -93,7 +94,7 @@ class KnowledgeService:
         articles = [a for a in await self.store.all() if a.published]
         log.info("kb.indexing", articles=len(articles))
         config = KBConfig(model=resolve_kb_model(settings.embedding_model, settings.kb_path),
-                          index_dir=settings.index_dir)
+                          english_model=settings.english_embedding_model, index_dir=settings.index_dir)
         self._index = await asyncio.to_thread(build_knowledge_base, config, articles)
         self._loaded.set()
         log.info("kb.ready", articles=len(articles), seconds=round(time.perf_counter() - started, 2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from dataclasses import replace
@@ -12,7 +13,7 @@ import pytest
 
 from kb_retrieval import Article, KBConfig, KnowledgeBase, StaleIndexError, build_knowledge_base
 from kb_retrieval.answerable import FEATURES, Calibration
-from kb_retrieval.text import Tokenizer
+from kb_retrieval.text import Tokenizer, normalize
 
 from .conftest import FakeEmbedder, make_article
 
@@ -27,7 +28,7 @@ _TOKENIZER: Tokenizer | None = None
 
 
 def _kb(articles: list[Article], emb: FakeEmbedder, **cfg: object) -> KnowledgeBase:
-    config = KBConfig(calibration_path=None, **cfg)  # type: ignore[arg-type]
+    config = KBConfig(calibration_path=None, **{"english_model": "none", **cfg})  # type: ignore[arg-type]
     return build_knowledge_base(config, articles, embedder=emb, tokenizer=_TOKENIZER)
 
 
@@ -148,7 +149,8 @@ def test_threshold_refuses_and_answers(articles: list[Article]) -> None:
     # weight only on coverage (share of query words known to the index)
     w = tuple(5.0 if f == "coverage" else 0.0 for f in FEATURES)
     kb = build_knowledge_base(
-        KBConfig(calibration_path=None), articles, FakeEmbedder(), _calibration(0.9, w), tokenizer=_TOKENIZER
+        KBConfig(calibration_path=None, english_model="none"), articles, FakeEmbedder(), _calibration(0.9, w),
+        tokenizer=_TOKENIZER
     )
     ok = kb.search("公交卡充值")
     assert ok.answerable and ok.confidence is not None and ok.confidence > 0.9
@@ -192,3 +194,80 @@ def test_filters_are_computed_once_per_index_state(articles: list[Article], fake
     assert st.masks[("zh", "transport")] is mask
     kb.upsert(make_article("kb-transport-009", "transport", "地铁末班车时间", "地铁末班车22:30发车。"))
     assert kb.search("地铁末班车", department="transport", lang="zh").hits[0].article.id == "kb-transport-009"
+
+
+class SynonymEmbedder(FakeEmbedder):
+    """A stand-in English model that knows synonyms the bigram fake does not ("missing" = "lost")."""
+
+    SYNONYMS = {"missing": "lost", "misplaced": "lost", "recharge": "top", "refill": "top"}
+
+    def __init__(self) -> None:
+        super().__init__("fake-english-v1")
+
+    @property
+    def dim(self) -> int:
+        return 1024  # few hash collisions between words
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        self.texts_encoded += len(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in normalize(text).replace(".", " ").replace(",", " ").split():
+                word = self.SYNONYMS.get(word, word)
+                out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+            n = np.linalg.norm(out[i])
+            out[i] = out[i] / n if n > 0 else out[i]
+        return out
+
+
+def _kb_with_english(articles: list[Article], english: SynonymEmbedder, **cfg: object) -> KnowledgeBase:
+    config = KBConfig(calibration_path=None, **cfg)  # type: ignore[arg-type]
+    return build_knowledge_base(config, articles, embedder=FakeEmbedder(), tokenizer=_TOKENIZER,
+                                english_embedder=english)
+
+
+def test_english_model_rescores_english_queries_only(articles: list[Article]) -> None:
+    english = SynonymEmbedder()
+    kb = _kb_with_english(articles, english, english_weight=1.0, english_dense_weight=1.0)
+    plain = _kb(articles, FakeEmbedder())
+    query = "my card went missing"
+    assert plain.search(query).hits[0].article.id != "kb-transport-002"
+    r = kb.search(query)
+    assert r.hits[0].article.id == "kb-transport-002"
+    assert r.signals is not None and r.signals.english_top is not None and r.signals.english_top > 0
+    assert r.signals.as_dict()["english_top"] == round(r.signals.english_top, 4)
+    # only English passages carry the English model's vectors; a Chinese query never asks it
+    st = kb._state
+    assert st.en_vectors is not None and len(st.en_vectors) == sum(p.lang == "en" for p in st.passages)
+    calls = english.calls
+    zh = kb.search("公交卡丢了")
+    assert english.calls == calls and zh.signals is not None and zh.signals.english_top is None
+    assert zh.signals.as_dict()["english_top"] is None
+
+
+def test_english_vectors_follow_edits_compaction_and_persistence(tmp_path: Path, articles: list[Article]) -> None:
+    english = SynonymEmbedder()
+    kb = _kb_with_english(articles, english, index_dir=tmp_path, english_weight=1.0, english_dense_weight=1.0)
+    for i in range(80):  # enough to compact the index
+        kb.upsert(make_article(f"kb-x-{i:03d}", "x", f"测试文章{i}号", f"这是第{i}号测试文章的正文。",
+                               f"Test article {i}", f"The body of test article {i}."))
+    kb.upsert(make_article("kb-z-001", "z", "退卡", "退卡退押金。", "Returning a card",
+                           "Misplaced cards are not refunded."))
+    kb.remove("kb-x-000")
+    st = kb._state
+    assert st.en_vectors is not None
+    assert len(st.en_vectors) == sum(p.lang == "en" for p in st.passages)
+    assert kb.search("lost cards refund").hits[0].article.id == "kb-z-001"
+    kb.save(tmp_path)
+
+    reloaded_english = SynonymEmbedder()
+    kb2 = _kb_with_english(kb.articles(), reloaded_english, index_dir=tmp_path, english_weight=1.0,
+                           english_dense_weight=1.0)
+    assert reloaded_english.texts_encoded == 0  # the passages' English vectors were loaded, not re-embedded
+    assert kb2.search("lost cards refund").hits[0].article.id == "kb-z-001"
+    # another English model makes the saved index stale
+    other = KnowledgeBase(KBConfig(calibration_path=None), FakeEmbedder(), tokenizer=_TOKENIZER,
+                          english_embedder=FakeEmbedder("other-english"))
+    with pytest.raises(StaleIndexError):
+        other.load(tmp_path)

@@ -1,4 +1,5 @@
-"""Integration: the real m3e-small model on the shared test KB ranks hard near-duplicates right.
+"""Integration: the real models (m3e-small, and all-MiniLM-L6-v2 for English) on the shared test KB rank hard
+near-duplicates right.
 
 Indexes only the near-duplicate groups (13 articles) to stay around half a minute.
 KB_PATH overrides the test KB location; skipped when neither it nor the model is available.
@@ -38,6 +39,14 @@ CASES = [
     ("I just moved here for work, how do I apply for the residence permit the first time",
      "kb-household_registration-004"),
     ("my residence permit needs its yearly endorsement, where do I do that", "kb-household_registration-005"),
+    # English in everyday words (these go through the English model's re-scoring as well)
+    ("I lost my registered bus card on the metro yesterday, can I freeze it", "kb-transport-002"),
+    ("my daughter is in year 8 and needs a discounted student bus card", "kb-transport-004"),
+    ("they are drilling on the building site next door at 1 am and I can't sleep", "kb-environment-001"),
+    ("the pipe behind our water meter just burst and water is everywhere", "kb-utilities-003"),
+    ("where can I see when the planned water cut in my area will be", "kb-utilities-002"),
+    ("the people upstairs play loud music every night until midnight", "kb-public_safety-004"),
+    ("how do I put money on my bus card", "kb-transport-001"),
 ]
 
 
