@@ -64,7 +64,7 @@ def latency(kb: KnowledgeBase, queries: list[str], qvs: np.ndarray) -> dict[str,
     """Wall and CPU (this thread's) milliseconds per search: CPU time is what the search costs; wall time adds
     waiting for a core, which on a shared, loaded machine can be most of it."""
     out: dict[str, list[float]] = {k: [] for k in ("cold", "cold_cpu", "cached", "cached_cpu", "rank", "rank_cpu")}
-    cache = getattr(kb.embedder, "_cache", None)
+    caches = [c for e in (kb.embedder, kb.english_embedder) if (c := getattr(e, "_cache", None)) is not None]
 
     def timed(name: str, fn: Callable[[], object]) -> None:
         t, c = time.perf_counter(), time.thread_time()
@@ -73,7 +73,7 @@ def latency(kb: KnowledgeBase, queries: list[str], qvs: np.ndarray) -> dict[str,
         out[f"{name}_cpu"].append((time.thread_time() - c) * 1000)
 
     for q, qv in zip(queries, qvs, strict=True):
-        if cache is not None:
+        for cache in caches:
             cache.clear()  # measure real encoding, not the repeat-query cache
         timed("cold", lambda q=q: kb.search(q))  # type: ignore[misc]
         timed("cached", lambda q=q: kb.search(q))  # type: ignore[misc]
@@ -151,7 +151,7 @@ def main() -> None:
     kb.embedder.encode(passages[:256])
     rate = 256 / (time.perf_counter() - t)
     t = time.perf_counter()
-    kb.rebuild(articles, kb.vector_cache())
+    kb.rebuild(articles, kb.vector_cache(), kb.english_vector_cache())
     print(f"small: rebuild without embedding {time.perf_counter() - t:.2f} s; embedding rate {rate:.0f} passages/s "
           f"→ {len(passages) / rate:.0f} s for these {len(passages)} passages")
 
@@ -171,13 +171,13 @@ def main() -> None:
     print(f"\nlarge: {n_large} synthetic articles ({copies} copies); real embedding would take ~{est_hours:.1f} h, "
           "so vectors are perturbed copies (sigma 0.02 per dimension before re-normalising)")
     rng = np.random.default_rng(0)
-    embedder = kb.embedder
+    embedder, english_embedder = kb.embedder, kb.english_embedder
     del kb
     gc.collect()
     rss0 = rss_mb()
     t = time.perf_counter()
     big_config = replace(config, hnsw_m=16, hnsw_ef_construction=40, hnsw_ef_search=128, candidates=100)
-    big = KnowledgeBase(big_config, embedder)
+    big = KnowledgeBase(big_config, embedder, english_embedder=english_embedder)
     keep_rows = np.array(
         [i for i, p in enumerate(st.passages)
          if sum(1 for q in st.passages[: i + 1] if q.article_id == p.article_id) <= args.large_passages]
@@ -185,6 +185,10 @@ def main() -> None:
     st_passages = [st.passages[i] for i in keep_rows]
     st_tokens = [st.tokens[i] for i in keep_rows]
     st_emb = st.embeddings[keep_rows]
+    en_of_row = {int(r): i for i, r in enumerate(st.en_rows)}
+    st_en = (st.en_vectors[[en_of_row[int(r)] for r in keep_rows if int(r) in en_of_row]]
+             if st.en_vectors is not None else None)
+    en = (np.empty((len(st_en) * copies, st_en.shape[1]), dtype=np.float32) if st_en is not None else None)
     arts = {}
     passages_l: list[Passage] = []
     tokens_l: list[list[str]] = []
@@ -194,6 +198,9 @@ def main() -> None:
         noise = rng.normal(0, 0.02, size=st_emb.shape).astype(np.float32)
         v = st_emb + noise
         emb[sl] = v / np.linalg.norm(v, axis=1, keepdims=True)
+        if st_en is not None and en is not None:
+            v = st_en + rng.normal(0, 0.02, size=st_en.shape).astype(np.float32)
+            en[c * len(st_en):(c + 1) * len(st_en)] = v / np.linalg.norm(v, axis=1, keepdims=True)
         for a in st.articles.values():
             arts[f"{a.id}-{c}"] = replace(a, id=f"{a.id}-{c}")
         for p, tok in zip(st_passages, st_tokens, strict=True):
@@ -201,7 +208,7 @@ def main() -> None:
             tokens_l.append([*tok, f"syn{c}"])
     t_data = time.perf_counter() - t
     t = time.perf_counter()
-    big._state = big._make_state(arts, passages_l, tokens_l, emb, [True] * len(passages_l))
+    big._state = big._make_state(arts, passages_l, tokens_l, emb, [True] * len(passages_l), en_vectors=en)
     t_build = time.perf_counter() - t
     print(f"large: {len(passages_l)} passages ({args.large_passages} per article), HNSW M=16 efConstruction=40; "
           f"synthetic data {t_data:.1f} s; index build (HNSW + BM25) {t_build:.1f} s "

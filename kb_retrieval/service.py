@@ -171,4 +171,4 @@ class ActionSearch:
             )
             for h in result.hits
         ]
-        return KbAnswer(hits=hits, answerable=bool(result.answerable))
+        return KbAnswer(hits=hits, answerable=bool(result.answerable), confidence=result.confidence)

@@ -42,6 +42,7 @@ class KbAnswer:
 
     hits: list[ArticleHit] = field(default_factory=list)
     answerable: bool = False
+    confidence: float | None = None  # the calibrated probability behind `answerable`, when the search has one
 
 
 class ArticleSearch(Protocol):
