@@ -138,7 +138,8 @@ class HandoffService:
         handoff = await session.get(Handoff, conversation.id)
         previous = handoff.last_status if handoff else "bot"
         reason = "the citizen asked for a person" if turn.slots_set.get("handoff_requested") else None
-        if reason is None and conversation.status == "bot" and self._not_understood(turn.intent, turn.confidence):
+        if (reason is None and conversation.status == "bot"
+                and self._not_understood(turn.intent, turn.confidence, turn.slots_set.get("kb_article_ids"))):
             earlier: dict[str, Any] | None = (
                 await session.execute(
                     select(Message.payload)
@@ -149,7 +150,8 @@ class HandoffService:
                 )
             ).scalar_one_or_none()
             meta: dict[str, Any] = (earlier or {}).get("meta") or {}
-            if meta.get("intent") is not None and self._not_understood(meta.get("intent"), meta.get("confidence")):
+            if meta.get("intent") is not None and self._not_understood(meta.get("intent"), meta.get("confidence"),
+                                                                       meta.get("kb_article_ids")):
                 reason = "the bot did not understand twice in a row"
                 conversation.status = "pending"
         urgent_department = None
@@ -209,7 +211,11 @@ class HandoffService:
             Agent.active.is_(True), Agent.role.in_(("agent", "supervisor"))))).scalars().all()
         return department if any(department in (d or []) for d in agents) else None
 
-    def _not_understood(self, intent: str | None, confidence: float | None) -> bool:
+    def _not_understood(self, intent: str | None, confidence: float | None, kb_articles: Any = None) -> bool:
+        """The bot missed this turn: the NLU gave up or was unsure, and the knowledge base did not answer it
+        instead (an unsure or "out of scope" turn goes to the KB, which may still answer: bot/actions/kb.py)."""
+        if kb_articles:
+            return False
         if intent in NOT_UNDERSTOOD_INTENTS:
             return True
         return confidence is not None and confidence < self.settings.fallback_confidence

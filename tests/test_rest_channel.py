@@ -67,6 +67,16 @@ def test_kb_question_is_answered_from_the_article(
     assert bool(CJK.search(reply.replace(used, ""))) == (language == "zh")
 
 
+@pytest.mark.parametrize(("message", "language"), [("讲个笑话", "zh"), ("tell me a joke", "en")])
+def test_out_of_scope_is_declined_with_a_way_on(stack: Stack, message: str, language: str) -> None:
+    items = say(stack, message)
+    meta = items[0]["meta"]
+    assert meta["intent"] == "out_of_scope" and not meta["kb_article_ids"]  # the KB was asked and not confident
+    reply = text_of(items)
+    assert ("不在政务服务范围" in reply) if language == "zh" else ("outside what the city" in reply)
+    assert items[-1]["buttons"][-1]["payload"] == "/request_human"
+
+
 @pytest.mark.parametrize(("message", "language"), [("我要找人工客服", "zh"), ("can I talk to a real person", "en")])
 def test_request_for_a_person_hands_off(stack: Stack, message: str, language: str) -> None:
     sender = f"h-{uuid.uuid4().hex[:8]}"

@@ -144,6 +144,32 @@ async def test_answer_kb_not_answerable_offers_closest_titles_and_a_person() -> 
     assert [b["payload"] for b in message["buttons"]] == ["居住证办理", "滨江通挂失", "/request_human"]
 
 
+async def test_answer_kb_overrules_out_of_scope_only_when_confident() -> None:
+    confident = CollectingDispatcher()
+    events = await ActionAnswerKb(FakeSearch(KbAnswer([PERMIT], True, confidence=0.95))).run(
+        confident, tracker("楼顶漏水想用维修基金", intent="out_of_scope", slots={"language": "zh"}), DOMAIN
+    )
+    assert events[0]["value"] == ["kb-demo-001"] and "参考" in confident.messages[0]["text"]
+
+    doubtful = CollectingDispatcher()
+    events = await ActionAnswerKb(FakeSearch(KbAnswer([PERMIT, BUS_CARD], True, confidence=0.3))).run(
+        doubtful, tracker("明天会下雨吗", intent="out_of_scope", slots={"language": "zh"}), DOMAIN
+    )
+    assert events[0]["value"] == []
+    [message] = doubtful.messages
+    assert "不在政务服务范围" in message["text"]
+    # the closest topics stay offered (the NLU may be wrong), and a person
+    assert [b["payload"] for b in message["buttons"]] == ["居住证办理", "滨江通挂失", "/request_human"]
+
+
+async def test_answer_kb_answers_when_the_nlu_is_unsure() -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ActionAnswerKb(FakeSearch(KbAnswer([PERMIT], True, confidence=0.3))).run(
+        dispatcher, tracker("residence permit pls", intent="nlu_fallback", slots={"language": "en"}), DOMAIN
+    )
+    assert events[0]["value"] == ["kb-demo-001"]
+
+
 async def test_answer_kb_survives_a_failing_search() -> None:
     dispatcher = CollectingDispatcher()
     events = await ActionAnswerKb(BrokenSearch()).run(dispatcher, tracker("hello?", slots={"language": "en"}), DOMAIN)

@@ -87,6 +87,16 @@ async def test_two_not_understood_turns_in_a_row_hand_over(pipeline: Pipeline, b
     assert "twice" in (reason or "")
 
 
+async def test_an_unsure_turn_the_knowledge_base_answered_counts_as_understood(
+        pipeline: Pipeline, bot: ScriptedBot, handoff: HandoffService) -> None:
+    bot.intent, bot.confidence = "nlu_fallback", 0.2
+    bot.slots = {"kb_article_ids": ["kb-housing-003"]}  # the KB answered the question the NLU could not place
+    assert (await turn(pipeline, "楼顶漏水想用维修基金"))[0] == "bot"
+    bot.intent, bot.confidence, bot.slots = "out_of_scope", 0.9, {"kb_article_ids": []}
+    assert (await turn(pipeline, "讲个笑话"))[0] == "bot"  # the first miss in a row
+    assert (await turn(pipeline, "再讲一个"))[0] == "pending"
+
+
 async def test_claim_reply_resolve_survey_and_back_to_bot(pipeline: Pipeline, bot: ScriptedBot,
                                                          handoff: HandoffService, database: Database) -> None:
     agent = await handoff.agents.create("li@binjiang.gov.cn", "password-li", "李娜", departments=["hotline"])
