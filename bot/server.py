@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,8 +28,11 @@ def rasa_command(model: Path, port: int, host: str = "127.0.0.1", rasa_bin: Path
     ]
 
 
-def rasa_environment(action_endpoint_url: str) -> dict[str, str]:
+def rasa_environment(action_endpoint_url: str, tracker_db: Path | None = None) -> dict[str, str]:
+    """The engine's environment; tracker_db is needed by `rasa run` (endpoints.yml), not by train or validate."""
     env = dict(os.environ)
+    if tracker_db is not None:
+        env["RASA_TRACKER_DB"] = str(tracker_db)
     env.update(
         PYTHONPATH=str(PROJECT_ROOT / "bot" / "engine"),
         ACTION_ENDPOINT_URL=action_endpoint_url,
@@ -41,13 +45,17 @@ def rasa_environment(action_endpoint_url: str) -> dict[str, str]:
 
 
 def start_rasa(model: Path, port: int, action_endpoint_url: str, log_path: Path | None = None,
-               host: str = "127.0.0.1") -> subprocess.Popen[bytes]:
-    """Start the engine in its own session (so stopping it stops its children too)."""
+               host: str = "127.0.0.1", tracker_db: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start the engine in its own session (so stopping it stops its children too). Dialogues are kept in the
+    SQLite file tracker_db (default: rasa-tracker.db beside the log, else in a new temporary directory)."""
+    if tracker_db is None:
+        tracker_db = (log_path.parent if log_path else Path(tempfile.mkdtemp(prefix="rasa-"))) / "rasa-tracker.db"
+    tracker_db.parent.mkdir(parents=True, exist_ok=True)
     out = open(log_path, "ab") if log_path else None  # noqa: SIM115 - the child owns the handle
     return subprocess.Popen(
         rasa_command(model, port, host),
         cwd=PROJECT_ROOT,
-        env=rasa_environment(action_endpoint_url),
+        env=rasa_environment(action_endpoint_url, tracker_db),
         stdout=out,
         stderr=subprocess.STDOUT if out else None,
         start_new_session=True,

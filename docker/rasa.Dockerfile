@@ -19,7 +19,11 @@ WORKDIR /app
 COPY bot/requirements.txt bot/requirements.txt
 RUN pip install -r bot/requirements.txt \
     && useradd --create-home --uid 10001 rasa \
-    && chown rasa:rasa /app
+    && chown rasa:rasa /app \
+    && mkdir /rasa-data && chown rasa:rasa /rasa-data
+
+# Dialogues in progress live in SQLite here (bot/endpoints.yml); mount a volume on /rasa-data to keep them.
+ENV RASA_TRACKER_DB=/rasa-data/tracker.db
 
 # Only what training and serving read (config.yml names the jieba dictionary as bot/jieba, relative to /app).
 COPY bot/config.yml bot/endpoints.yml bot/credentials.yml bot/

@@ -43,7 +43,8 @@ def main() -> int:
             rasa_log = settings.data_dir / "rasa.log"
             action_url = f"http://127.0.0.1:{settings.gateway_port}/actions/webhook"
             log.info("stack.rasa_starting", model=model.name, port=rasa_port, log=str(rasa_log))
-            processes.append(("rasa", server.start_rasa(model, rasa_port, action_url, rasa_log)))
+            processes.append(("rasa", server.start_rasa(model, rasa_port, action_url, rasa_log,
+                                                        tracker_db=settings.data_dir / "rasa-tracker.db")))
         env = dict(os.environ)
         first_admin = _first_admin(settings, env)
         processes.append(("gateway", start_gateway(env)))

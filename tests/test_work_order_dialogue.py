@@ -12,6 +12,7 @@ import re
 import sqlite3
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -58,6 +59,18 @@ def file_report(citizen: Citizen) -> str:
 
 def test_report_with_everything_in_one_message(stack: Stack) -> None:
     file_report(Citizen(stack))
+
+
+def test_a_form_in_progress_survives_a_model_activation(stack: Stack, rasa_model: Path) -> None:
+    """The studio activates a model with PUT /model, which gives Rasa a new agent: the dialogue store must outlive
+    it (bot/endpoints.yml), or the half-filled form is forgotten and the phone number is read as a new message."""
+    citizen = Citizen(stack)
+    reply, _, _ = citizen.say("解放路和人民路路口的路灯坏了三天了")
+    assert "联系电话" in reply, reply
+    response = httpx.put(f"{stack.rasa_url}/model", json={"model_file": str(rasa_model)}, timeout=180)
+    assert response.status_code == 204, response.text
+    reply, _, _ = citizen.say("13812345678")
+    assert "解放路和人民路路口" in reply and "13812345678" in reply, reply
 
 
 def test_every_field_is_asked_for(stack: Stack) -> None:
