@@ -27,6 +27,7 @@ FEATURES: tuple[str, ...] = (
     "dense_z",
     "english",
     "english_top",
+    "mixed",
 )
 
 
@@ -49,6 +50,7 @@ class RankingSignals:
     # The English model's best similarity, for English queries when one is configured; None = not measured, which
     # the refusal model reads as neutral (the mean of its fit data), so it also serves indexes without that model.
     english_top: float | None = None
+    mixed: bool = False  # Chinese with English words in it ("residence permit 怎么办"): both models read it worse
 
     def select(self, features: tuple[str, ...]) -> np.ndarray:
         """The named features in that order (a calibration fitted on fewer features still applies)."""
@@ -75,6 +77,7 @@ class RankingSignals:
                 self.dense_z,
                 1.0 if self.english else 0.0,
                 math.nan if self.english_top is None else self.english_top,
+                1.0 if self.mixed else 0.0,
             ],
             dtype=np.float64,
         )

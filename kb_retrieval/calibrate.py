@@ -43,6 +43,8 @@ SAMPLE_QUESTION_WEIGHT = 0.1
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "all": FEATURES,
     "all but the English model's": tuple(f for f in FEATURES if f != "english_top"),
+    "all but code-mixing": tuple(f for f in FEATURES if f != "mixed"),
+    "all but the English model's and code-mixing": tuple(f for f in FEATURES if f not in ("english_top", "mixed")),
     "first eight": FEATURES[:8],
     "first eight + language": (*FEATURES[:8], "english"),
 }

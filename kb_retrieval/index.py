@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -42,6 +43,7 @@ from kb_retrieval.text import TOKENIZER_VERSION, Tokenizer, chunk_body, detect_l
 log = structlog.get_logger(__name__)
 
 FORMAT_VERSION = 1
+_LATIN_WORD = re.compile(r"[a-z]{2,}")
 METHODS = ("bm25", "dense", "hybrid")
 
 
@@ -551,6 +553,7 @@ class KnowledgeBase:
             dense_z=float((d_head[0] - d_head.mean()) / (d_head.std() + 1e-3)) if len(d_head) > 1 else 0.0,
             english=q_lang == "en",
             english_top=max(english.values()) if english else None,
+            mixed=q_lang == "zh" and _LATIN_WORD.search(qn) is not None,
         )
         ids = [st.article_order[a] for a in order]
         best_passage = {}

@@ -271,3 +271,9 @@ def test_english_vectors_follow_edits_compaction_and_persistence(tmp_path: Path,
                           english_embedder=FakeEmbedder("other-english"))
     with pytest.raises(StaleIndexError):
         other.load(tmp_path)
+
+
+def test_code_mixed_queries_are_flagged_for_the_refusal_model(articles: list[Article]) -> None:
+    kb = _kb(articles, FakeEmbedder())
+    flags = {q: kb.search(q).signals.mixed for q in ("公交卡怎么 top up", "公交卡丢了", "lost bus card")}  # type: ignore[union-attr]
+    assert flags == {"公交卡怎么 top up": True, "公交卡丢了": False, "lost bus card": False}
