@@ -36,13 +36,11 @@ def weighted_sum(
     """w·minmax(dense) + (1−w)·(bm25 / max bm25); a candidate missing from the dense list gets its minimum."""
     if not dense and not lexical:
         return {}
-    d_lo = min(dense.values()) if dense else 0.0
-    d_hi = max(dense.values()) if dense else 0.0
-    d_span = d_hi - d_lo
+    scaled = min_max(dense)
     b_hi = max(lexical.values()) if lexical else 0.0
     out: dict[int, float] = {}
     for a in set(dense) | set(lexical):
-        d = (dense.get(a, d_lo) - d_lo) / d_span if d_span > 0 else (1.0 if a in dense else 0.0)
+        d = scaled.get(a, 0.0)
         b = lexical.get(a, 0.0) / b_hi if b_hi > 0 else 0.0
         out[a] = dense_weight * d + (1.0 - dense_weight) * b
     return out
