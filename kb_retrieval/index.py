@@ -335,10 +335,8 @@ class KnowledgeBase:
         with self._write_lock:
             if article_id not in self._state.articles:
                 return False
-            no_english = (np.zeros((0, self.english_embedder.dim), np.float32)
-                          if self.english_embedder is not None else None)
-            self._state = self._apply(self._state, article_id, None, [], [], np.zeros((0, self.embedder.dim)),
-                                      no_english)
+            self._state = self._apply(self._state, article_id, None, [], [], self._embed([]),
+                                      self._embed_english([]))
             return True
 
     def _apply(
@@ -701,17 +699,14 @@ def build_knowledge_base(
     passages whose text changed) and save it. english_embedder: None loads config.english_model (when set)."""
     from kb_retrieval.embedding import SentenceTransformerEmbedder, resolve_english_model, resolve_model
 
-    query_encoder_dir = config.query_encoder_dir
+    def load(location: str) -> Embedder:
+        return SentenceTransformerEmbedder(location, config.torch_threads, quantize_queries=config.quantize_queries,
+                                           query_encoder_dir=config.query_encoder_dir)
+
     if embedder is None:
-        embedder = SentenceTransformerEmbedder(
-            resolve_model(config.model), config.torch_threads, quantize_queries=config.quantize_queries,
-            query_encoder_dir=query_encoder_dir,
-        )
+        embedder = load(resolve_model(config.model))
     if english_embedder is None and (english_location := resolve_english_model(config.english_model)):
-        english_embedder = SentenceTransformerEmbedder(
-            english_location, config.torch_threads, quantize_queries=config.quantize_queries,
-            query_encoder_dir=query_encoder_dir,
-        )
+        english_embedder = load(english_location)
     if calibration is None and config.calibration_path is not None and config.calibration_path.exists():
         family = getattr(embedder, "family", embedder.fingerprint)
         calibration, matched = pick_calibration(load_calibrations(config.calibration_path), family,

@@ -5,9 +5,9 @@ queries, one thread: torch fp32 ~21 ms of CPU, torch dynamic int8 ~7.4 ms (cosin
 int8 per channel ~2.3 ms (cosine ≥ 0.991). Passages keep the full-precision torch model.
 
 The exported file is a cache, named by the model's fingerprint, written once (atomically, so several workers may
-race) in a directory next to the index. Only models ONNX can reproduce exactly are exported: a BERT-like
-transformer followed by mean pooling and (optionally) normalisation; anything else returns None and the caller
-keeps torch.
+race) into KBConfig.query_encoder_dir (models/query-encoder/), or a temporary directory when that is not writable.
+Only models ONNX can reproduce exactly are exported: a BERT-like transformer followed by mean pooling and
+(optionally) normalisation; anything else returns None and the caller keeps torch.
 """
 
 from __future__ import annotations
