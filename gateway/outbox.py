@@ -51,7 +51,7 @@ from gateway.coordination import Coordination
 from gateway.metrics import Metrics
 from gateway.pipeline import Intercept, Pipeline, message_view
 from gateway.settings import Settings
-from gateway.storage import ChannelIdentity, Conversation, Database, Message
+from gateway.storage import ChannelIdentity, Conversation, Database, Message, earlier_inbound_payload
 from gateway.storage.models import Base
 
 if TYPE_CHECKING:
@@ -445,15 +445,7 @@ class Outbox:
         """The channel's thread data (metadata[channel]) of the last citizen message before this one, and who
         wrote this one (bot, agent, system)."""
         async with self.db.sessions() as session:
-            last_in = (
-                await session.execute(
-                    select(Message.payload)
-                    .where(Message.conversation_id == message.conversation_id, Message.direction == "in",
-                           Message.id < message.id)
-                    .order_by(Message.id.desc())
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
+            last_in = await earlier_inbound_payload(session, message.conversation_id, message.id)
         metadata: dict[str, Any] = (last_in.get("metadata") if last_in else None) or {}
         return {**(metadata.get(message.channel) or {}), "sender": message.sender}
 

@@ -35,7 +35,7 @@ from channels.base import OutboundMessage
 from channels.outbound import match_reply
 from gateway.coordination import Coordination
 from gateway.pipeline import Intercept, Pipeline, message_view
-from gateway.storage import ChannelIdentity, Contact, Conversation, Database, Message
+from gateway.storage import ChannelIdentity, Contact, Conversation, Database, Message, earlier_inbound_payload
 from handoff import texts
 from handoff.agents import AgentStore
 from handoff.hours import ServiceHours
@@ -140,15 +140,7 @@ class HandoffService:
         reason = "the citizen asked for a person" if turn.slots_set.get("handoff_requested") else None
         if (reason is None and conversation.status == "bot"
                 and self._not_understood(turn.intent, turn.confidence, turn.slots_set.get("kb_article_ids"))):
-            earlier: dict[str, Any] | None = (
-                await session.execute(
-                    select(Message.payload)
-                    .where(Message.conversation_id == conversation.id, Message.direction == "in",
-                           Message.id < message.id)
-                    .order_by(Message.id.desc())
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
+            earlier = await earlier_inbound_payload(session, conversation.id, message.id)
             meta: dict[str, Any] = (earlier or {}).get("meta") or {}
             if meta.get("intent") is not None and self._not_understood(meta.get("intent"), meta.get("confidence"),
                                                                        meta.get("kb_article_ids")):

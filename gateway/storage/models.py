@@ -11,7 +11,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -102,3 +103,19 @@ class Message(Base):
     # Outbound: queued → sent → delivered, or failed.
     delivery_state: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+async def earlier_inbound_payload(
+    session: AsyncSession, conversation_id: str, before_message_id: int
+) -> dict[str, Any] | None:
+    """The payload of the citizen's last message before `before_message_id` in the conversation (None: none)."""
+    payload: dict[str, Any] | None = (
+        await session.execute(
+            select(Message.payload)
+            .where(Message.conversation_id == conversation_id, Message.direction == "in",
+                   Message.id < before_message_id)
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    return payload
