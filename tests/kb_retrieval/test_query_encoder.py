@@ -18,15 +18,18 @@ QUERIES = [
 ]
 
 
-def _models() -> list[str]:
+def _models() -> list[tuple[str, bool]]:
+    """(model, whether an int8 copy must be possible): m3e-small's per-tensor int8 stays at cosine ≥ 0.99 with
+    every ONNX Runtime seen; all-MiniLM-L6-v2 needs per-channel weights, which torch 2.13's exported graphs no longer
+    quantize faithfully, so it may keep torch."""
     out = []
     try:
-        out.append(default_model_location())
+        out.append((default_model_location(), True))
     except RuntimeError:
         pass
     english = resolve_english_model("auto")
     if english:
-        out.append(english)
+        out.append((english, False))
     return out
 
 
@@ -34,12 +37,18 @@ def _models() -> list[str]:
 def model(request: pytest.FixtureRequest) -> Any:
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(request.param, device="cpu")
+    path, required = request.param
+    loaded = SentenceTransformer(path, device="cpu")
+    loaded.int8_required = required
+    return loaded
 
 
 def test_int8_query_vectors_stay_close_to_full_precision(model: Any, tmp_path: Path) -> None:
     encoder = load_or_export(model, "test-model", tmp_path)
-    assert encoder is not None
+    if encoder is None:  # no int8 copy was faithful: the caller keeps the torch model, and nothing is left behind
+        assert not model.int8_required
+        assert list(tmp_path.iterdir()) == []
+        return
     texts = [normalize(q) for q in QUERIES]
     full = model.encode(texts, normalize_embeddings=True)
     for i, text in enumerate(texts):
@@ -50,7 +59,9 @@ def test_int8_query_vectors_stay_close_to_full_precision(model: Any, tmp_path: P
 
 
 def test_exported_once_and_reused(model: Any, tmp_path: Path) -> None:
-    assert load_or_export(model, "fp", tmp_path) is not None
+    if load_or_export(model, "fp", tmp_path) is None:
+        assert not model.int8_required and list(tmp_path.iterdir()) == []
+        return
     (exported,) = tmp_path.glob("fp-*.onnx")
     stamp = exported.stat().st_mtime_ns
     assert load_or_export(model, "fp", tmp_path) is not None
@@ -79,3 +90,17 @@ def test_models_onnx_cannot_reproduce_keep_torch(tmp_path: Path) -> None:
     assert load_or_export([Transformer(), Pooling("cls")], "a", tmp_path) is None
     assert load_or_export([Transformer(), Pooling("mean"), Dense()], "b", tmp_path) is None
     assert not list(tmp_path.iterdir())
+
+
+def test_a_stale_or_broken_copy_on_disk_is_made_again(tmp_path: Path) -> None:
+    """A file an earlier ONNX Runtime wrote, or one cut short, is not used as it is: it is checked and replaced."""
+    from sentence_transformers import SentenceTransformer
+
+    from kb_retrieval.query_encoder import EXPORT_VERSION, fidelity
+
+    m3e = SentenceTransformer(default_model_location(), device="cpu")
+    planted = tmp_path / f"m3e-v{EXPORT_VERSION}.int8.onnx"
+    planted.write_bytes(b"\x08\x07not a whole onnx model")
+    encoder = load_or_export(m3e, "m3e", tmp_path)
+    assert encoder is not None and fidelity(encoder, m3e) >= 0.98
+    assert planted.stat().st_size > 1_000_000
