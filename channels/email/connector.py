@@ -1,11 +1,13 @@
 """The e-mail channel's four parts.
 
-verify: a message we can take (it has a sender address). parse: RFC 5322 bytes into a `ParsedMail`
+verify: a message we can take (it has a sender address); whether its sender is proven (SPF/DKIM/DMARC, see
+channels/email/authentication.py) is a separate verdict, `authenticate`. parse: RFC 5322 bytes into a `ParsedMail`
 (channels/email/parse.py) and that into a normalized message: the Message-ID is the external id (so the pipeline's
 dedupe catches a re-fetch), machine mail carries `no_reply` (stored, never answered), the thread decision (continue a
-conversation, or start one) rides in the metadata. render: one reply per outbound message, multipart/alternative
-text + HTML, a fresh Message-ID of our domain, In-Reply-To and References chained to the citizen's last mail,
-"Re: <subject>" (never "Re: Re:"), Auto-Submitted: auto-replied on what the bot wrote, buttons as a numbered list.
+conversation, or start one) and the authentication verdict ride in the metadata; `sender_verified` is the verdict.
+render: one reply per outbound message, multipart/alternative text + HTML, a fresh Message-ID of our domain,
+In-Reply-To and References chained to the citizen's last mail, "Re: <subject>" (never "Re: Re:"),
+Auto-Submitted: auto-replied on what the bot wrote, buttons as a numbered list.
 send: SMTP (stdlib smtplib in a worker thread; a 4xx or a dropped connection is retried by the outbox, a 5xx is not).
 """
 
@@ -23,11 +25,14 @@ from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from typing import Any
 
 from channels.base import Attachment, Capabilities, DeliveryResult, InboundMessage, OutboundMessage
+from channels.email.authentication import DEFAULT_TIMEOUT_SECONDS, SenderAuthentication, SenderAuthenticator
 from channels.email.parse import ParsedMail, parse_mail, reply_subject, subject_key
 from channels.outbound import plain_text
 
 MEDIA_KINDS = {"image": "image", "audio": "audio", "video": "video"}
 DEFAULT_SUBJECT = {"zh": "滨江市民服务", "en": "Binjiang citizen service"}
+# The verdict of a mail nobody checked (a caller that did not ask `authenticate`): not verified.
+UNCHECKED = SenderAuthentication(False, "none", None, "none", "not checked")
 # How many earlier Message-IDs a reply's References keep (the first one, the thread's root, is always kept).
 MAX_REFERENCES = 20
 
@@ -48,6 +53,11 @@ class EmailSettings:
     smtp_starttls: bool = True
     poll_seconds: float = 60.0
     smtp_timeout_seconds: float = 30.0
+    # Sender authentication (channels/email/authentication.py). The authserv-id(s) of our receiving mail server, whose
+    # Authentication-Results headers are trusted (comma-separated; empty: none is); then DKIM is verified here.
+    authserv_id: str = ""
+    verify_dkim: bool = True
+    dkim_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
 
 
 class RefusedAttachment(Exception):
@@ -58,8 +68,12 @@ class EmailConnector:
     name = "email"
     capabilities = Capabilities(buttons=False, images=False)
 
-    def __init__(self, settings: EmailSettings) -> None:
+    def __init__(self, settings: EmailSettings, authenticator: SenderAuthenticator | None = None) -> None:
         self.settings = settings
+        # Replaceable (tests give it a DNS function that knows their signing key; nothing leaves the machine there).
+        self.authenticator = authenticator or SenderAuthenticator.from_setting(
+            settings.authserv_id, settings.verify_dkim, settings.dkim_timeout_seconds
+        )
         self.from_name, address = parseaddr(settings.from_address)
         self.from_address = address.strip()
         self.channel_account = self.from_address.lower()
@@ -73,14 +87,21 @@ class EmailConnector:
             return "no sender address"
         return None
 
+    async def authenticate(self, raw: bytes, mail: ParsedMail) -> SenderAuthentication:
+        """Whether the mail's From is proven (our receiving server's SPF/DKIM/DMARC verdict, else our DKIM check).
+        Never raises: what cannot be checked is not verified."""
+        return await self.authenticator.check(raw, mail.sender)
+
     # -- parse --------------------------------------------------------------------------------------------------------
 
     def parse(self, raw: bytes) -> ParsedMail:
         return parse_mail(raw, own_addresses=(self.channel_account,))
 
     def to_inbound(self, mail: ParsedMail, attachments: Sequence[Attachment] = (), thread: str | None = None,
-                   refused: Sequence[dict[str, str]] = ()) -> InboundMessage:
-        """The normalized message. `thread`: the id of the conversation this mail continues, or "new"."""
+                   refused: Sequence[dict[str, str]] = (),
+                   authentication: SenderAuthentication | None = None) -> InboundMessage:
+        """The normalized message. `thread`: the id of the conversation this mail continues, or "new".
+        `authentication`: the verdict of `authenticate`; without one the sender is not verified."""
         metadata: dict[str, Any] = {
             "email": {
                 "message_id": mail.message_id,
@@ -88,6 +109,8 @@ class EmailConnector:
                 "subject_key": subject_key(mail.subject),
                 "references": list(mail.references[-MAX_REFERENCES:]),
                 "in_reply_to": list(mail.in_reply_to),
+                # Shown to agents: how (and whether) the sender was proven; never the raw headers of the check.
+                "authentication": (authentication or UNCHECKED).metadata(),
             },
         }
         if mail.sender_name:
@@ -109,6 +132,8 @@ class EmailConnector:
             timestamp=mail.date.astimezone(UTC) if mail.date and mail.date.tzinfo else datetime.now(UTC),
             attachments=tuple(attachments),
             metadata=metadata,
+            # A From: that did not pass SPF/DKIM/DMARC identifies nobody (DESIGN.md, "Trust").
+            sender_verified=authentication is not None and authentication.verified,
             raw={"headers": mail.headers, "text": mail.full_text, "html_only": mail.html_only,
                  "attachments": [{"name": a.filename, "mime": a.mime, "size": len(a.data)} for a in mail.attachments]},
         )

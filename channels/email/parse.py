@@ -407,10 +407,28 @@ def machine_reason(message: Message, sender: str, subject: str, own_addresses: t
     return None
 
 
+def _from(message: Message) -> tuple[str, str]:
+    """(display name, address) of the From header. The address is read from the header as it came, before RFC 2047
+    decoding: a display name that decodes to "王 <someone@else>" must not change whose mail this is."""
+    value = message.get("From")
+    if value is None:
+        return "", ""
+    if not isinstance(value, Header):
+        found = [(n, a) for n, a in getaddresses([str(value)]) if a]
+        if found:
+            name, address = found[0]
+            if _SURROGATE.search(address):  # undeclared 8-bit (an internationalised address): UTF-8 or GBK
+                address = decode_bytes(address.encode("utf-8", "surrogateescape"), None)
+            return decode_header_value(name), address
+    # Not readable as it came (broken syntax): the lenient reading, so the mail is still taken; the sender check
+    # (channels/email/authentication.py) finds no plain From address in it and leaves the sender unverified.
+    return parseaddr(decode_header_value(value))
+
+
 def parse_mail(raw: bytes, own_addresses: tuple[str, ...] = ()) -> ParsedMail:
     """Decode one RFC 5322 message (bytes as fetched) into what the gateway needs."""
     message = message_from_bytes(raw)
-    name, address = parseaddr(decode_header_value(message.get("From")))
+    name, address = _from(message)
     sender = address.strip().lower()
     subject = decode_header_value(message.get("Subject"))
     texts: list[tuple[str, str]] = []

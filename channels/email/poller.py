@@ -15,11 +15,16 @@
   receipts, so agents see it did not arrive; the bounce itself is stored and never answered.
 - Attachments are kept (gateway/media.py: same size and type limits as every channel) before the message is stored;
   refused ones are listed in the message's metadata with the reason.
+- The sender is authenticated (channels/email/authentication.py) before the message is stored: a From: that did not
+  pass SPF/DKIM/DMARC arrives with `sender_verified=False`.
+- Logs name no person: no address (not even our mailbox login), no attachment name, no Message-ID (it often holds
+  the sender's address); counts, kinds and a short hash of the Message-ID instead (`mail_ref`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -54,6 +59,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _FETCH_HEAD = re.compile(rb"^\d+ FETCH \(.*\{(\d+)\}$")
 _UID = re.compile(rb"UID (\d+)")
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
+_PLAIN_MIME = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,63}/[a-z0-9][a-z0-9.+-]{0,127}$")
 
 Spawn = Callable[[Coroutine[Any, Any, Any], str], Any]
 # The outbox's delivery receipts: (channel, external id, state, error) → whether the id was one of ours.
@@ -73,6 +79,17 @@ class MailboxState(Base):
 
 class ImapError(Exception):
     """The IMAP server refused a command."""
+
+
+def mail_ref(message_id: str) -> str:
+    """What logs say instead of a Message-ID (which is often "<…sender's address…>"): a short hash of it, the same
+    for the same mail, so log lines can be matched with the stored message by an operator who has it."""
+    return hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def _error_kind(exc: BaseException) -> str:
+    """An exception for logs: its type only. Its text may quote the server's reply or the mail (addresses)."""
+    return type(exc).__name__
 
 
 def parse_fetch(lines: Sequence[bytes | bytearray]) -> list[tuple[int, bytes]]:
@@ -108,6 +125,13 @@ class EmailPoller:
         s = self.connector.settings
         return f"{s.imap_user}@{s.imap_host}:{s.imap_port}/{s.folder}"
 
+    @property
+    def mailbox_ref(self) -> str:
+        """The mailbox in logs: the login (an e-mail address) hashed."""
+        s = self.connector.settings
+        login = hashlib.sha256(s.imap_user.encode()).hexdigest()[:8]
+        return f"{s.imap_host}:{s.imap_port}/{s.folder}#{login}"
+
     # -- the loop -----------------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -124,7 +148,7 @@ class EmailPoller:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the server went away, refused us, or a message broke us: try again later
-                log.error("email.poll_failed", mailbox=self.mailbox, error=repr(exc), retry_in=backoff)
+                log.error("email.poll_failed", mailbox=self.mailbox_ref, error=_error_kind(exc), retry_in=backoff)
             finally:
                 if imap is not None:
                     await _quietly_logout(imap)
@@ -198,7 +222,7 @@ class EmailPoller:
                 taken += 1
             await self._save(validity, chunk[-1])
         if taken:
-            log.info("email.polled", mailbox=self.mailbox, taken=taken, last_uid=uids[-1])
+            log.info("email.polled", mailbox=self.mailbox_ref, taken=taken, last_uid=uids[-1])
         return taken
 
     async def take(self, raw: bytes, uid: int | None = None) -> str | None:
@@ -206,22 +230,32 @@ class EmailPoller:
         try:
             mail = self.connector.parse(raw)
         except Exception as exc:  # a message no parser can read must not block the mailbox behind it
-            log.error("email.unreadable", uid=uid, size=len(raw), error=repr(exc))
+            log.error("email.unreadable", uid=uid, size=len(raw), error=_error_kind(exc))
             return None
+        ref = mail_ref(mail.message_id)
         problem = self.connector.verify(mail)
         if problem is not None:
-            log.warning("email.skipped", uid=uid, message_id=mail.message_id, reason=problem)
+            log.warning("email.skipped", uid=uid, mail_ref=ref, reason=problem)
             return None
+        authentication = await self.connector.authenticate(raw, mail)
+        if not authentication.verified:
+            # The reason is a fixed phrase (never a header value); the mail is taken all the same.
+            log.info("email.sender_unverified", mail_ref=ref, checked_by=authentication.checked_by,
+                     reason=authentication.reason)
         thread = await self.thread_of(mail)
-        attachments, refused = await self._keep_attachments(mail)
-        received = await self.pipeline.receive(self.connector.to_inbound(mail, attachments, thread, refused))
+        attachments, refused = await self._keep_attachments(mail, ref)
+        received = await self.pipeline.receive(
+            self.connector.to_inbound(mail, attachments, thread, refused, authentication)
+        )
         if mail.machine:
-            log.info("email.machine", message_id=mail.message_id, reason=mail.machine)
+            # The kind only ("auto-submitted", "precedence" …): the header value after it is the sender's to choose.
+            log.info("email.machine", mail_ref=ref, kind=mail.machine.split(":", 1)[0])
         report = mail.report
         if report is not None and report.action == "failed" and self.receipt is not None:
             for reported in report.message_ids:  # our reply did not reach the citizen: agents see it failed
                 if await self.receipt(self.connector.name, reported, "failed", f"bounced: {report.diagnostic}"):
-                    log.warning("email.bounced", reply=reported, diagnostic=report.diagnostic)
+                    # The diagnostic names the recipient ("550 5.1.1 <citizen@…>"): it is on the reply, not here.
+                    log.warning("email.bounced", reply_ref=mail_ref(reported), mail_ref=ref)
         if not received.duplicate and self.spawn is not None:
             self.spawn(self.pipeline.process(received.conversation_id), "email-turn")
         return received.conversation_id
@@ -275,7 +309,7 @@ class EmailPoller:
 
     # -- attachments and bookkeeping ----------------------------------------------------------------------------------
 
-    async def _keep_attachments(self, mail: ParsedMail) -> tuple[list[Attachment], list[dict[str, str]]]:
+    async def _keep_attachments(self, mail: ParsedMail, ref: str) -> tuple[list[Attachment], list[dict[str, str]]]:
         kept: list[Attachment] = []
         refused: list[dict[str, str]] = []
         for item in mail.attachments:
@@ -283,7 +317,11 @@ class EmailPoller:
                 stored = await self.media.keep_bytes(item.mime, item.data)
             except MediaRejected as exc:
                 refused.append({"name": item.filename or "", "mime": item.mime, "reason": str(exc)})
-                log.warning("media.rejected", message_id=mail.message_id, name=item.filename, reason=str(exc))
+                # The file's name is the citizen's (it may name them): the type and size say enough here. The type
+                # is the sender's to write ("image/someone@…" parses): only a plain one is logged.
+                mime = item.mime if _PLAIN_MIME.match(item.mime) else "(not a plain type)"
+                log.warning("media.rejected", mail_ref=ref, mime=mime, size=len(item.data),
+                            reason=str(exc).replace(item.mime, mime))
                 continue
             kept.append(Attachment(kind=self.connector.attachment_kind(stored.mime),  # type: ignore[arg-type]
                                    ref=stored.ref, mime=stored.mime, name=item.filename))
@@ -297,7 +335,8 @@ class EmailPoller:
             return None
         if state.uidvalidity != validity:
             # The folder was rebuilt: its UIDs mean other messages now. Start over; Message-IDs catch repeats.
-            log.warning("email.uidvalidity_changed", mailbox=self.mailbox, before=state.uidvalidity, now=validity)
+            log.warning("email.uidvalidity_changed", mailbox=self.mailbox_ref, before=state.uidvalidity,
+                        now=validity)
             return None
         return int(state.last_uid)
 

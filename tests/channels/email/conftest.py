@@ -1,5 +1,5 @@
-"""Fixtures of the e-mail tests: a real Dovecot IMAP server (one per session, a fresh mailbox per test) and a real
-SMTP server (aiosmtpd) recording what it accepted."""
+"""Fixtures of the e-mail tests: a real Dovecot IMAP server (one per session, a fresh mailbox per test), a real
+SMTP server (aiosmtpd) recording what it accepted, and DKIM signing keys made for the run (dkimkeys.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.channels.email.dkimkeys import DkimKeys
 from tests.channels.email.mailservers import Dovecot, SmtpServer, dovecot_available
 
 
@@ -30,3 +31,9 @@ def smtp() -> Iterator[SmtpServer]:
     server = SmtpServer.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def dkim_keys() -> DkimKeys:
+    """Signing keys made for this run and the DNS function that publishes them (no network)."""
+    return DkimKeys()
