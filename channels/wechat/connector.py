@@ -3,7 +3,11 @@
 verify: the `signature` (SHA-1 of token, timestamp, nonce) on every request, a timestamp within 5 minutes of ours
 (the signature does not cover a plaintext body, so an old query cannot be replayed with another), and, when the
 body is encrypted (compatible and safe modes, `encrypt_type=aes`), the `msg_signature` over the ciphertext; then it
-is decrypted with WeChatCrypto (the AppId inside the ciphertext must be ours).
+is decrypted with WeChatCrypto (the AppId inside the ciphertext must be ours). With WECHAT_ENCODING_AES_KEY set,
+WeChat encrypts every push, so one without `encrypt_type=aes` is a downgrade (its body is covered by no signature)
+and is refused. Within the 5 minutes, each timestamp + nonce is remembered (through coordination, so every worker
+agrees) with a hash of its body: WeChat's own retry (same query, same body) passes on to the pipeline's dedupe,
+the same query with another body (a captured query string replayed with a forged plaintext body) is refused.
 
 parse: wechatpy's message and event classes into a normalized message: MsgId is the dedupe key, events (no MsgId)
 use FromUserName + CreateTime + Event; text; image and voice (kept as attachments, fetched through media/get; voice
@@ -22,7 +26,9 @@ send: JSON to the API with the shared access_token; WeChat's error codes mapped 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -46,7 +52,7 @@ from channels.base import Attachment, Button, Capabilities, DeliveryResult, Inbo
 from channels.outbound import LIST_PROMPT, image_as_link, split_text
 from channels.wechat.api import PRODUCTION_BASE_URL, AccessTokens, WeChatApi, WeChatApiError
 from channels.wechat.menu import MenuConfig, load_menu
-from gateway.coordination import Coordination, InProcessCoordination
+from gateway.coordination import Coordination, InProcessCoordination, LockTimeout
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -55,7 +61,12 @@ log = structlog.get_logger(__name__)
 
 MAX_TEXT_BYTES = 2048  # a customer-service or passive text message
 MAX_BODY_BYTES = 256 * 1024  # WeChat's pushes are small XML documents
+MAX_XML_DEPTH = 6  # the deepest pushes (pic_sysphoto: SendPicsInfo > PicList > item list > item) nest 5 levels
 MAX_CLOCK_SKEW_SECONDS = 300  # a push's timestamp may be this far from our clock (WeChat retries within 15 s)
+# A timestamp is accepted from MAX_CLOCK_SKEW before it until MAX_CLOCK_SKEW after it: its nonce is remembered that
+# long (plus a margin for clocks between workers), after which the timestamp check refuses the query anyway.
+NONCE_TTL_SECONDS = 2 * MAX_CLOCK_SKEW_SECONDS + 60
+HANDSHAKE_MARK = "handshake"  # remembered for a GET's nonce: its query must not sign a POST's body
 REPLY_WINDOW_HOURS = 48
 MEDIA_PREFIX = "wechat-media:"
 VOICE_MIME = {"amr": "audio/amr", "speex": "audio/speex", "mp3": "audio/mpeg"}
@@ -145,6 +156,11 @@ class WeChatConnector:
         """
         if not (settings.wechat_app_id and settings.wechat_app_secret and settings.wechat_token):
             return None
+        if not settings.wechat_encoding_aes_key:
+            # DESIGN.md "Trust" vouches for an openid in an encrypted push: in plaintext mode no signature covers
+            # the body, and only the timestamp window and the nonce memory stand between a captured query and a
+            # forged one.
+            log.warning("wechat.plaintext_mode", hint="set WECHAT_ENCODING_AES_KEY and switch the account to safe mode")
         return cls(
             WeChatSettings(
                 settings.wechat_app_id, settings.wechat_app_secret, settings.wechat_token,
@@ -166,7 +182,8 @@ class WeChatConnector:
             return False
         signer = WeChatSigner()
         signer.add_data(self.settings.token, *parts)
-        return hmac.compare_digest(signer.signature, signature)
+        # As bytes: compare_digest refuses str with non-ASCII characters, and a stranger chooses this one.
+        return hmac.compare_digest(signer.signature.encode(), signature.encode("utf-8", "surrogatepass"))
 
     def handshake(self, query: Mapping[str, str]) -> str:
         """The server-verification GET: echostr back when the signature is ours."""
@@ -174,14 +191,70 @@ class WeChatConnector:
             raise Forged("bad signature")
         return query.get("echostr", "")
 
+    async def answer_handshake(self, query: Mapping[str, str]) -> str:
+        """`handshake`, and its nonce remembered so the same query cannot sign a plaintext POST's body.
+
+        The GET itself may be replayed (it only echoes what it is sent); its query string, which access logs keep,
+        carries the same signature as a plaintext push with that timestamp and nonce would.
+        """
+        echostr = self.handshake(query)
+        timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
+        if timestamp.isdigit() and abs(time.time() - int(timestamp)) <= MAX_CLOCK_SKEW_SECONDS:
+            key = self._nonce_key(timestamp, nonce)
+            if await self.coordination.get(key) is None:
+                await self.coordination.set(key, HANDSHAKE_MARK, NONCE_TTL_SECONDS)
+        return echostr
+
+    async def admit(self, query: Mapping[str, str], body: bytes) -> Envelope:
+        """`open`, then the replay check: the push's envelope, or Forged / Unreadable."""
+        envelope = self.open(query, body)
+        await self.check_replay(query.get("timestamp", ""), query.get("nonce", ""), body)
+        return envelope
+
+    def _nonce_key(self, timestamp: str, nonce: str) -> str:
+        return f"wechat:nonce:{self.settings.app_id}:{timestamp}:{nonce}"
+
+    async def check_replay(self, timestamp: str, nonce: str, body: bytes) -> None:
+        """Remember this timestamp + nonce with a hash of the body; Forged when it came before with another body.
+
+        Call it only for a push `open` accepted (signed, fresh), so strangers cannot fill the memory. WeChat retries
+        a push it got no answer to with the same query and body: that passes (the pipeline dedupes it by MsgId and
+        answers "success"). The lock makes "read, else write" one step across workers: two deliveries of the same
+        nonce arriving together must not both believe they are the first with different bodies.
+        """
+        key = self._nonce_key(timestamp, nonce)
+        digest = hashlib.sha256(body).hexdigest()
+        try:
+            async with self.coordination.lock(key, hold_seconds=5, wait_seconds=2):
+                await self._compare_or_remember(key, digest)
+        except LockTimeout:
+            # Another worker holds it past 2 s (stalled or gone): decide without it rather than refuse WeChat.
+            await self._compare_or_remember(key, digest)
+
+    async def _compare_or_remember(self, key: str, digest: str) -> None:
+        seen = await self.coordination.get(key)
+        if seen is None:
+            await self.coordination.set(key, digest, NONCE_TTL_SECONDS)
+        elif seen != digest:  # hashes of public bodies: nothing secret to time
+            raise Forged("timestamp and nonce already used with another body (a replayed query)")
+
     def open(self, query: Mapping[str, str], body: bytes) -> Envelope:
-        """Check the signatures and decrypt: the push's plaintext XML. Raises Forged or Unreadable."""
+        """Check the signatures and decrypt: the push's plaintext XML. Raises Forged or Unreadable.
+
+        Stateless: the replay check (`check_replay`, or both at once with `admit`) needs coordination.
+        """
         timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
         if not self._signed(query.get("signature"), timestamp, nonce):
             raise Forged("bad signature")
         # The signature does not cover a plaintext body: a captured query must not be replayable for long.
         if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
             raise Forged("stale or missing timestamp")
+        encrypted = query.get("encrypt_type", "raw").lower() == "aes"
+        if self.crypto is not None and not encrypted:
+            # With the key configured the account is in compatible or safe mode, where WeChat sends every push with
+            # encrypt_type=aes and a msg_signature over the ciphertext. A push without them is a downgrade: nothing
+            # signs its body, so a captured query string would carry any body (and get the passive reply).
+            raise Forged("not encrypt_type=aes while WECHAT_ENCODING_AES_KEY is set")
         if len(body) > MAX_BODY_BYTES:
             raise Unreadable("body too large")
         try:
@@ -190,21 +263,22 @@ class WeChatConnector:
             raise Unreadable("not WeChat XML") from exc
         if not isinstance(document, dict):
             raise Unreadable("not WeChat XML")
-        encrypted = query.get("encrypt_type", "raw").lower() == "aes"
         if not encrypted:
             if "Encrypt" in document and "MsgType" not in document:
                 raise Unreadable("an encrypted body without encrypt_type=aes")
-            return Envelope(body.decode("utf-8"), False, nonce)
+            return Envelope(_utf8(body), False, nonce)
         ciphertext = document.get("Encrypt")
         if not isinstance(ciphertext, str) or not ciphertext:
-            raise Unreadable("encrypt_type=aes but no Encrypt element")
-        if self.crypto is None:
-            # Compatible mode carries the plaintext beside the ciphertext; safe mode cannot be read without the key.
-            if "MsgType" in document:
-                return Envelope(body.decode("utf-8"), False, nonce)
-            raise Unreadable("encrypted push but WECHAT_ENCODING_AES_KEY is not set")
+            # Nothing for msg_signature to cover: as unsigned as a plaintext push (the downgrade in another shape).
+            raise Forged("encrypt_type=aes but no Encrypt element")
         if not self._signed(query.get("msg_signature"), timestamp, nonce, ciphertext):
             raise Forged("bad msg_signature")
+        if self.crypto is None:
+            # Compatible mode carries the plaintext beside the ciphertext; safe mode cannot be read without the key.
+            # The plaintext is not bound to the signed ciphertext: as in plaintext mode, the nonce memory guards it.
+            if "MsgType" in document:
+                return Envelope(_utf8(body), False, nonce)
+            raise Unreadable("encrypted push but WECHAT_ENCODING_AES_KEY is not set")
         try:
             xml = self.crypto.decrypt_message({"Encrypt": ciphertext}, query["msg_signature"], timestamp, nonce)
         except (InvalidSignatureException, InvalidAppIdException) as exc:
@@ -216,6 +290,19 @@ class WeChatConnector:
     # -- parse --------------------------------------------------------------------------------------------------------
 
     def parse(self, xml: str) -> Parsed:
+        """What the push means; Unreadable when it is not a WeChat message we can read.
+
+        wechatpy converts fields lazily (CreateTime, Location_X … on first access), so a field that is not what
+        WeChat sends surfaces here as ValueError / TypeError / OverflowError: an unreadable push (400), not a 500.
+        """
+        try:
+            return self._parse(xml)
+        except Unreadable:
+            raise
+        except (ValueError, TypeError, ArithmeticError, OSError, AttributeError, KeyError) as exc:
+            raise Unreadable(f"a field WeChat would not send: {type(exc).__name__}") from exc
+
+    def _parse(self, xml: str) -> Parsed:
         try:
             msg = parse_message(xml)
         except Exception as exc:
@@ -223,6 +310,8 @@ class WeChatConnector:
         if msg is None:
             raise Unreadable("empty message")
         raw = dict(msg._data)
+        if _depth(raw) > MAX_XML_DEPTH:  # kept as JSON for audit: a 50,000-deep document would not serialise
+            raise Unreadable("nested deeper than WeChat's pushes")
         openid, account = str(msg.source or ""), str(msg.target or "")
         if not openid:
             raise Unreadable("no FromUserName")
@@ -256,7 +345,7 @@ class WeChatConnector:
         elif isinstance(msg, wx_messages.VideoMessage | wx_messages.ShortVideoMessage):
             attachments.append(Attachment("video", url=MEDIA_PREFIX + str(msg.media_id), mime="video/mp4"))
         elif isinstance(msg, wx_messages.LocationMessage):
-            location = Location(float(msg.location_x), float(msg.location_y), msg.label or None)
+            location = Location(_finite(msg.location_x), _finite(msg.location_y), msg.label or None)
             text = msg.label or ""
         elif isinstance(msg, wx_messages.LinkMessage):
             metadata["link"] = {"title": msg.title, "description": msg.description, "url": msg.url}
@@ -285,7 +374,7 @@ class WeChatConnector:
             else:
                 text, reply_payload = payload, (payload if payload.startswith("/") else None)
         elif event == "location":  # the automatic report on entering the chat: context, not a question
-            location = Location(float(raw.get("Latitude") or 0), float(raw.get("Longitude") or 0), None)
+            location = Location(_finite(raw.get("Latitude") or 0), _finite(raw.get("Longitude") or 0), None)
             metadata["silent"] = True
         elif event == "view":
             metadata.update(silent=True, url=raw.get("EventKey"))
@@ -408,6 +497,34 @@ def numbered_lines(buttons: tuple[Button, ...] | list[Button], language: str) ->
         else:
             lines.append(f"{i}. {button.title}")
     return "\n".join(lines)
+
+
+def _finite(value: Any) -> float:
+    """A coordinate: NaN and infinity are not places (and PostgreSQL's JSON has no NaN)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise Unreadable("a coordinate that is not a number")
+    return number
+
+
+def _depth(value: Any) -> int:
+    """How deeply dicts and lists nest in a parsed document (iteratively: the document may be very deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            if deepest > MAX_XML_DEPTH:
+                return deepest
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def _utf8(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:  # expat reads the XML declaration's encoding; WeChat sends UTF-8 only
+        raise Unreadable("not UTF-8") from exc
 
 
 def _clip(text: str, limit: int) -> str:

@@ -26,7 +26,7 @@ def build_router(connector: WeChatConnector, passive_reply_seconds: float) -> AP
     )
     async def wechat_handshake(request: Request) -> Response:
         try:
-            echostr = connector.handshake(dict(request.query_params))
+            echostr = await connector.answer_handshake(dict(request.query_params))
         except Forged as exc:
             log.warning("wechat.forged_handshake")
             raise HTTPException(status_code=403, detail="bad or missing signature") from exc
@@ -38,14 +38,16 @@ def build_router(connector: WeChatConnector, passive_reply_seconds: float) -> AP
         "else \"success\" and customer-service messages",
         responses={
             400: {"description": "Not a WeChat message we can read (or encrypted without the AES key)"},
-            403: {"description": "Wrong or missing signature / msg_signature, or a ciphertext not for this account"},
+            403: {"description": "Wrong or missing signature / msg_signature, a ciphertext not for this account, "
+                  "a plaintext push while the AES key is set, or a replayed query with another body"},
         },
         response_class=Response,
     )
     async def wechat_webhook(request: Request, services: Services = Depends(services_of)) -> Response:
         started = time.monotonic()
         try:
-            envelope = connector.open(dict(request.query_params), await request.body())
+            # Signatures, the timestamp window, the downgrade and replay checks, then decryption.
+            envelope = await connector.admit(dict(request.query_params), await request.body())
             parsed = connector.parse(envelope.xml)
         except Forged as exc:
             log.warning("wechat.forged", reason=str(exc))

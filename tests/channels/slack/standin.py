@@ -1,7 +1,8 @@
 """A local stand-in of Slack's Web API (the methods the desk calls) and requests signed as Slack signs them.
 
-The desk's real slack_sdk client talks to it; it records every call. Requests to the gateway are signed with
-slack_sdk's own SignatureVerifier, so the check under test is Bolt's real one.
+The desk's real slack_sdk client talks to it; it records every call that reaches it (none while `down`, those
+refused while `revoked` too). Requests to the gateway are signed with slack_sdk's own SignatureVerifier, so the
+check under test is the real one.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class StandInSlack:
     url: str = ""
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     down: bool = False  # answer 503 to everything (Slack unreachable)
+    revoked: bool = False  # the bot token was revoked: every method answers ok=false, error=token_revoked
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
 
@@ -54,6 +56,8 @@ class StandInSlack:
             else:
                 args.update(dict(await request.post()))
         self.calls.append((method, args))
+        if self.revoked:  # as Slack answers a revoked token: HTTP 200, ok=false
+            return web.json_response({"ok": False, "error": "token_revoked"})
         if method == "auth.test":
             return web.json_response({"ok": True, "url": "https://binjiang-city.slack.com/", "team": "Binjiang",
                                       "user": "deskbot", "team_id": "T0BJ1CITY", "user_id": "U0BJBOT01",
@@ -90,6 +94,7 @@ def signed(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None
     """Headers Slack sends with a request body, signed by slack_sdk's own code."""
     stamp = str(timestamp if timestamp is not None else int(time.time()))
     signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
+    assert signature is not None  # None only without a timestamp
     return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}
 
 
