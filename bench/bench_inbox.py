@@ -25,6 +25,8 @@ import websockets
 from sqlalchemy import select
 
 from bench.stats import summary_ms, table
+from channels.webchat import WebchatConnector
+from gateway.keys import installation_secret
 from gateway.launch import free_port, gateway_env, start_gateway, wait_http
 from gateway.storage import ChannelIdentity, Contact, Conversation, Database, Message
 from handoff.agents import AgentStore
@@ -90,7 +92,7 @@ async def echo_baseline(rounds: int) -> list[float]:
     return samples
 
 
-async def measure(base_url: str, pairs: list[tuple[str, str]]) -> tuple[list[float], list[float]]:
+async def measure(base_url: str, pairs: list[tuple[str, str]], data_dir: Path) -> tuple[list[float], list[float]]:
     ws_base = base_url.replace("http://", "ws://")
     agents = []
     async with httpx.AsyncClient(base_url=base_url) as client:
@@ -103,8 +105,12 @@ async def measure(base_url: str, pairs: list[tuple[str, str]]) -> tuple[list[flo
                 f"{ws_base}/api/inbox/ws", additional_headers={"Cookie": f"bj_inbox_session={cookie}",
                                                                "Origin": base_url}))
     citizens = []
+    # The seeded visitors' sessions, signed with the gateway's key as the server would have issued them.
+    sessions = WebchatConnector(installation_secret(data_dir, "webchat-session.key").encode())
     for session_id, _ in pairs:
-        ws = await websockets.connect(f"{ws_base}/channels/webchat/ws?session_id={session_id}")
+        ws = await websockets.connect(f"{ws_base}/channels/webchat/ws")
+        await ws.send(json.dumps({"type": "hello", "session": sessions.issue(session_id)}))
+        await ws.recv()  # the session frame
         await ws.recv()  # the history frame
         citizens.append(ws)
 
@@ -171,7 +177,7 @@ def main() -> None:
         try:
             wait_http(f"{base_url}/healthz", 60, gateway)
             baseline = asyncio.run(echo_baseline(MESSAGES))
-            inbox, own = asyncio.run(measure(base_url, pairs))
+            inbox, own = asyncio.run(measure(base_url, pairs, data_dir))
         finally:
             gateway.terminate()
             gateway.wait(10)

@@ -18,6 +18,7 @@ import psutil
 from bench.stats import summary_ms, table
 from bot import server
 from bot.training import ensure_model
+from gateway.keys import installation_secret
 from gateway.launch import free_port, gateway_env, start_gateway, wait_http
 from gateway.settings import PROJECT_ROOT
 
@@ -61,13 +62,16 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-rest-"))
     gateway_port, rasa_port = free_port(), free_port()
     base, rasa_url = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{rasa_port}"
-    rasa = server.start_rasa(model, rasa_port, f"{base}/actions/webhook", data_dir / "rasa.log")
+    # The gateway reads the same installation secrets from data_dir (gateway/keys.py).
+    tokens = {"action": installation_secret(data_dir, "actions.key"), "rasa": installation_secret(data_dir, "rasa.key")}
+    rasa = server.start_rasa(model, rasa_port, f"{base}/actions/webhook", data_dir / "rasa.log",
+                             action_token=tokens["action"], rasa_token=tokens["rasa"])
     kb = PROJECT_ROOT.parent / "shared" / "kb" / "articles.jsonl"
-    env = gateway_env(gateway_port, rasa_url, data_dir, LOG_LEVEL="warning",
+    env = gateway_env(gateway_port, rasa_url, data_dir, LOG_LEVEL="warning", REST_CHANNEL_RATE_PER_MINUTE="0",
                       **({"KB_PATH": str(kb)} if kb.exists() else {}))
     gateway = start_gateway(env, data_dir / "gateway.log")
     try:
-        server.wait_until_ready(rasa_url, 240, rasa)
+        server.wait_until_ready(rasa_url, 240, rasa, token=tokens["rasa"])
         wait_http(f"{base}/readyz", 120, gateway)
         paths = {
             "gateway": f"{base}/channels/rest/webhook",

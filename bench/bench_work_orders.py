@@ -198,14 +198,19 @@ async def bench_bot() -> list[list[object]]:
 
     from bot import server
     from bot.training import ensure_model
+    from gateway.keys import installation_secret
     from gateway.launch import free_port, gateway_env, start_gateway, wait_http
 
     model = ensure_model(ROOT, ROOT / "models", server.RASA_BIN)
     data_dir = Path(tempfile.mkdtemp(prefix="bench-wo-bot-"))
     gateway_port, rasa_port = free_port(), free_port()
     base, rasa_url = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{rasa_port}"
-    rasa = server.start_rasa(model, rasa_port, f"{base}/actions/webhook", data_dir / "rasa.log")
-    gateway = start_gateway(gateway_env(gateway_port, rasa_url, data_dir, LOG_LEVEL="warning"),
+    # The gateway reads the same installation secrets from data_dir (gateway/keys.py).
+    tokens = {"action": installation_secret(data_dir, "actions.key"), "rasa": installation_secret(data_dir, "rasa.key")}
+    rasa = server.start_rasa(model, rasa_port, f"{base}/actions/webhook", data_dir / "rasa.log",
+                             action_token=tokens["action"], rasa_token=tokens["rasa"])
+    gateway = start_gateway(gateway_env(gateway_port, rasa_url, data_dir, LOG_LEVEL="warning",
+                                        REST_CHANNEL_RATE_PER_MINUTE="0"),
                             data_dir / "gateway.log")  # fmt: skip
     url = f"{base}/channels/rest/webhook"
 
@@ -232,7 +237,7 @@ async def bench_bot() -> list[list[object]]:
     reports = [[f"解放路{i}号门口的路灯坏了三天了", "13812345678", "是"] for i in range(BOT_ORDERS)]
     plain = [["你好", "你好", "你好"] for _ in range(BOT_ORDERS)]
     try:
-        server.wait_until_ready(rasa_url, 300, rasa)
+        server.wait_until_ready(rasa_url, 300, rasa, token=tokens["rasa"])
         wait_http(f"{base}/readyz", 300, gateway)
         await run(reports[:2] + plain[:2], None)  # warm the model, the actions, the connections
         filed = await run(reports, "work_order_id")

@@ -22,16 +22,21 @@ class BotTurn:
 
 
 class RasaClient:
-    def __init__(self, base_url: str, http: httpx.AsyncClient, timeout_seconds: float = 10.0) -> None:
+    def __init__(self, base_url: str, http: httpx.AsyncClient, timeout_seconds: float = 10.0, token: str = "") -> None:
         self.base_url = base_url.rstrip("/")
         self.http = http
         self.timeout = timeout_seconds
+        # The installation's secret: the input channel checks the bearer header, Rasa's HTTP API the token parameter.
+        self.token = token
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.api_params = {"token": token} if token else {}
 
     async def turn(self, sender: str, text: str, metadata: dict[str, Any]) -> BotTurn:
         try:
             response = await self.http.post(
                 f"{self.base_url}/webhooks/gateway/webhook",
                 json={"sender": sender, "message": text, "metadata": metadata},
+                headers=self.headers,
                 timeout=self.timeout,
             )
         except httpx.HTTPError as exc:
@@ -56,7 +61,7 @@ class RasaClient:
     async def is_ready(self) -> bool:
         """True when the server answers and has a model loaded."""
         try:
-            response = await self.http.get(f"{self.base_url}/status", timeout=2.0)
+            response = await self.http.get(f"{self.base_url}/status", params=self.api_params, timeout=2.0)
         except httpx.HTTPError:
             return False
         if response.status_code != 200:

@@ -38,8 +38,16 @@ class InboundMessage:
     attachments: tuple[Attachment, ...] = ()
     location: Location | None = None
     reply_payload: str | None = None  # the payload of a pressed button
+    # Facts the connector read off the request (thread, event, no_reply …). Never identity: a caller's own fields
+    # travel here as data only (the REST channel nests them under "client").
     metadata: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] | None = None  # the vendor payload, kept for audit
+    # Identity claims, set only by a connector that proved them with the vendor (DESIGN.md, "Trust"):
+    # a phone number that belongs to this sender (Twilio's From on a signed request, a Telegram user's own contact).
+    verified_phone: str | None = None
+    # False when the channel could not prove who sent it (e-mail without an SPF/DKIM/DMARC pass): such a message is
+    # stored and may be answered, but it may not act on the citizen's account or orders (opt-out, ratings, status).
+    sender_verified: bool = True
 
 
 @dataclass(frozen=True)

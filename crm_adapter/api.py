@@ -162,7 +162,11 @@ async def current_actor(request: Request, authorization: Annotated[str | None, H
     if principal is not None:
         if principal.role not in INBOX_ROLES:
             raise HTTPException(403, "work orders need the role agent, supervisor or admin")
-        return Actor(principal.name, Role.AGENT if principal.role == "agent" else Role.SUPERVISOR)
+        # Agents and supervisors work their own departments' orders (none named: the default queue); admins all.
+        scope = None if principal.sees_all else (
+            principal.departments or (request.app.state.services.settings.handoff_default_department,)
+        )
+        return Actor(principal.name, Role.AGENT if principal.role == "agent" else Role.SUPERVISOR, scope)
     token = CrmConfig.from_settings(request.app.state.services.settings).admin_token
     if not token:
         raise HTTPException(403, "the work-order API is disabled: ADMIN_TOKEN is not set")
@@ -237,7 +241,7 @@ def build_router() -> APIRouter:
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> WorkOrderPage:
         now = query.now
-        where = replace(query.where, limit=limit + 1, offset=offset)
+        where = replace(query.where, limit=limit + 1, offset=offset, departments=_actor.departments)
         try:
             orders = await service.find(where)
         except (WorkOrderError, WorkflowError) as exc:
@@ -250,7 +254,7 @@ def build_router() -> APIRouter:
 
     @router.get("/api/work-orders.csv", response_class=StreamingResponse)
     async def export_csv(_actor: CurrentActor, service: Service, query: Filters) -> StreamingResponse:
-        now, base = query.now, query.where
+        now, base = query.now, replace(query.where, departments=_actor.departments)
         columns = [
             "number",
             "category",
@@ -297,7 +301,7 @@ def build_router() -> APIRouter:
     @router.get("/api/work-orders/{number}", response_model=WorkOrderOut)
     async def read_order(number: str, _actor: CurrentActor, service: Service) -> WorkOrderOut:
         try:
-            return WorkOrderOut.of(await service.get(number), service.clock(), with_steps=True)
+            return WorkOrderOut.of(await _seen_by(_actor, service, number), service.clock(), with_steps=True)
         except (WorkOrderError, WorkflowError) as exc:
             raise _error(exc) from None
 
@@ -326,6 +330,7 @@ def build_router() -> APIRouter:
         number: str, body: StatusChange, actor: CurrentActor, service: Service
     ) -> WorkOrderOut:
         try:
+            await _seen_by(actor, service, number)
             order = await service.update_status(number, body.status, actor, body.note)
         except (WorkOrderError, WorkflowError) as exc:
             raise _error(exc) from None
@@ -334,6 +339,7 @@ def build_router() -> APIRouter:
     @router.post("/api/work-orders/{number}/notes", response_model=WorkOrderOut)
     async def add_note(number: str, body: NoteIn, actor: CurrentActor, service: Service) -> WorkOrderOut:
         try:
+            await _seen_by(actor, service, number)
             order = await service.add_note(number, actor, body.note)
         except (WorkOrderError, WorkflowError) as exc:
             raise _error(exc) from None
@@ -344,12 +350,21 @@ def build_router() -> APIRouter:
         number: str, body: Reassignment, actor: CurrentActor, service: Service
     ) -> WorkOrderOut:
         try:
+            await _seen_by(actor, service, number)
             order = await service.reassign(number, body.department, body.mode, actor, body.note)
         except (WorkOrderError, WorkflowError) as exc:
             raise _error(exc) from None
         return WorkOrderOut.of(order, service.clock(), with_steps=True)
 
     return router
+
+
+async def _seen_by(actor: Actor, service: WorkOrderService, number: str) -> WorkOrderRecord:
+    """The order, if it is in one of the actor's departments; otherwise the same 404 as for no such order."""
+    order = await service.get(number)
+    if not actor.may_see(order.department):
+        raise WorkOrderNotFound(number)
+    return order
 
 
 def _cell(value: Any) -> str:

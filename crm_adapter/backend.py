@@ -103,6 +103,7 @@ class WorkOrderRecord:
 class OrderFilter:
     status: tuple[str, ...] = ()
     department: str | None = None
+    departments: tuple[str, ...] | None = None  # only orders of these departments (a staff member's scope)
     contact_id: str | None = None
     category: str | None = None
     overdue_at: datetime | None = None  # open and due before this moment

@@ -255,6 +255,8 @@ class EmbeddedBackend:
             query = query.where(WorkOrder.status.in_(where.status))
         if where.department:
             query = query.where(WorkOrder.department == where.department)
+        if where.departments is not None:
+            query = query.where(WorkOrder.department.in_(where.departments))
         if where.contact_id:
             query = query.where(WorkOrder.contact_id == where.contact_id)
         if where.category:

@@ -143,7 +143,13 @@ class CitizenNotifier:
             # Our database's feed, not RtBackend's (which would poll RT first: the RT sync loop does that).
             batch = await EmbeddedBackend.changes_since(self.backend, cursor, self.batch)
             for change in batch.changes:
-                sent += await self._notify(change)
+                try:
+                    sent += await self._notify(change)
+                except Exception as exc:
+                    # The cursor stays before this change: the next round tries it again (its key keeps a notice
+                    # that did get through from going twice), so no citizen misses a notice.
+                    log.error("notice.failed", number=change.number, status=change.to_status, error=repr(exc))
+                    return sent
                 cursor = change.cursor
                 # After each change: a crash re-reads at most this one, and its key keeps it from going twice.
                 await self.backend.write_cursor(CURSOR_NAME, cursor)
@@ -162,15 +168,11 @@ class CitizenNotifier:
             note = await self._step_note(change)
         outbound = notice_for(order, change.to_status, self.departments.get(change.department), self.timezone, note)
         kind = "work_order_survey" if change.to_status == "closed" else f"work_order_{change.to_status}"
-        try:
-            await self.sink.enqueue_proactive(
-                order.contact_id, order.channel, outbound, kind,
-                conversation_id=order.conversation_id, key=f"notice:{order.number}:{change.cursor}",
-                language=order.language,
-            )  # fmt: skip
-        except Exception as exc:  # one notice failing must not stop the others; the cursor moves on (logged)
-            log.error("notice.failed", number=order.number, status=change.to_status, error=repr(exc))
-            return 0
+        await self.sink.enqueue_proactive(
+            order.contact_id, order.channel, outbound, kind,
+            conversation_id=order.conversation_id, key=f"notice:{order.number}:{change.cursor}",
+            language=order.language,
+        )  # fmt: skip
         return 1
 
     async def _step_note(self, change: Change) -> str | None:

@@ -98,6 +98,11 @@ class Actor:
 
     name: str
     role: Role
+    # The departments whose orders this actor may see and work (None: every department).
+    departments: tuple[str, ...] | None = None
+
+    def may_see(self, department: str) -> bool:
+        return self.departments is None or department in self.departments
 
 
 SYSTEM = Actor("system", Role.SYSTEM)

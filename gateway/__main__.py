@@ -15,6 +15,8 @@ def main() -> None:
         host=settings.gateway_host,
         port=settings.gateway_port,
         log_config=None,
+        access_log=False,  # gateway/http_guard.py logs each request without its query string (signatures, ids)
+        ws_max_size=64 * 1024,  # web chat and inbox frames are small; nothing larger is read
         ws_ping_interval=20,
         ws_ping_timeout=20,
         timeout_graceful_shutdown=5,

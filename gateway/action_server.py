@@ -3,6 +3,7 @@ the knowledge base and the work-order system built from the same settings."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 import structlog
@@ -19,9 +20,17 @@ router = APIRouter(tags=["bot"])
 @router.post(
     "/actions/webhook",
     summary="Run a Rasa custom action (called by the Rasa server)",
-    responses={400: {"description": "Bad call or rejected action"}, 404: {"description": "Unknown action"}},
+    responses={400: {"description": "Bad call or rejected action"}, 401: {"description": "Not our Rasa"},
+               404: {"description": "Unknown action"}},
 )
 async def run_action(request: Request, services: Services = Depends(services_of)) -> JSONResponse:
+    # Only our Rasa may run actions (they read, file and rate citizens' work orders): it sends the installation's
+    # action token (bot/endpoints.yml); anyone else is refused before the body is read.
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {services.actions_token}".encode()):
+        log.warning("action.refused", reason="missing or wrong action token")
+        return JSONResponse({"error": "missing or wrong action token"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
     if services.actions is None:
         return JSONResponse({"error": "actions are not loaded yet"}, status_code=503)
     try:

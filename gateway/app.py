@@ -26,6 +26,8 @@ from channels.wechat.routes import build_router as wechat_router
 from crm_adapter.api import router as work_orders_router
 from gateway import action_server, health, media_routes
 from gateway.bot_ports import KbFeedbackPort, WorkOrderPort
+from gateway.http_guard import BodyLimit, HttpGuard, body_limit
+from gateway.keys import installation_secret
 from gateway.logs import configure_logging
 from gateway.metrics import build_metrics
 from gateway.outbox import build_push_channels, start_delivery
@@ -42,9 +44,22 @@ from studio import routers as studio_routers
 log = structlog.get_logger(__name__)
 
 
+def body_limits(settings: Settings) -> list[BodyLimit]:
+    """How large a body each kind of route takes (everything else: 1 MB)."""
+    return [
+        body_limit(r"^/channels/(sms|rest)/", 64 * 1024),  # a Twilio form post, a REST turn
+        body_limit(r"^/channels/wechat/", 256 * 1024),  # WeChat's pushes are small XML documents
+        body_limit(r"^/channels/(telegram|slack)/", 512 * 1024),
+        body_limit(r"^/actions/webhook$", 16 * 1024 * 1024),  # Rasa sends the whole tracker (authenticated first)
+        body_limit(r"^/api/inbox/conversations/[^/]+/attachments$", settings.media_max_bytes + 64 * 1024),
+        body_limit(r"^/api/inbox/login$", 4 * 1024),
+        body_limit(r"^/api/(studio|kb)/", 2 * 1024 * 1024),
+    ]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_json, settings.secret_values())
     metrics = build_metrics()
     push_channels = build_push_channels(settings)  # only channels whose settings are present
 
@@ -99,6 +114,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
 
+    # Size limits before any body is read, security headers, and access logs without query strings.
+    app.add_middleware(HttpGuard, limits=body_limits(settings))
+
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
@@ -121,9 +139,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(action_server.router)
     if settings.rest_channel_enabled:
-        app.include_router(rest_router(RestConnector(settings.rest_channel_token)))
+        app.include_router(rest_router(RestConnector(settings.rest_channel_token, settings.rest_channel_trusted),
+                                       settings.rest_channel_rate_per_minute))
     if settings.webchat_enabled:
-        app.include_router(webchat_router(WebchatConnector()))
+        origins = tuple(o.strip() for o in settings.webchat_allowed_origins.split(",") if o.strip())
+        session_key = installation_secret(settings.data_dir, "webchat-session.key", settings.webchat_session_secret)
+        app.include_router(webchat_router(WebchatConnector(session_key.encode(), origins)))
     if push_channels.sms is not None:
         app.include_router(sms_router(push_channels.sms))
     if push_channels.telegram is not None:

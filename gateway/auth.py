@@ -39,6 +39,11 @@ class Principal:
     agent_id: int | None = None
     language: str = "zh"
     csrf_token: str | None = None
+    departments: tuple[str, ...] = ()  # the queues an agent or supervisor works (admins see every one)
+
+    @property
+    def sees_all(self) -> bool:
+        return self.role == "admin"
 
 
 async def session_of(connection: HTTPConnection) -> SessionInfo | None:
@@ -52,7 +57,8 @@ async def session_of(connection: HTTPConnection) -> SessionInfo | None:
 
 
 def principal_of_session(info: SessionInfo) -> Principal:
-    return Principal(f"agent:{info.agent.id}", info.agent.role, info.agent.id, info.agent.language, info.csrf_token)
+    return Principal(f"agent:{info.agent.id}", info.agent.role, info.agent.id, info.agent.language, info.csrf_token,
+                     tuple(info.agent.departments))
 
 
 async def session_principal(request: Request) -> Principal | None:

@@ -120,12 +120,13 @@ async def _move_opt_outs(session: AsyncSession, from_id: str, into_id: str) -> N
 
 @dataclass
 class ContactMergeHook:
-    """Run before the bot: a message carrying a verified phone (metadata.verified_phone) merges contacts."""
+    """Run before the bot: a message carrying a phone its connector verified with the vendor (the stored
+    `verified_phone` claim, never anything from the message's metadata) merges contacts."""
 
     db: Database
 
     async def __call__(self, conversation: Conversation, message: Message, text: str) -> Intercept | None:
-        raw = ((message.payload or {}).get("metadata") or {}).get("verified_phone")
+        raw = (message.payload or {}).get("verified_phone")
         phone = normalise_phone(str(raw)) if raw else None
         if phone is None:
             return None

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable
 
 import structlog
 
+from gateway.privacy import LogScrubber
 
-def configure_logging(level: str = "info", json_lines: bool = False) -> None:
-    """Configure structlog and the stdlib root logger to render alike. Idempotent."""
+
+def configure_logging(level: str = "info", json_lines: bool = False, secrets: Iterable[str] = ()) -> None:
+    """Configure structlog and the stdlib root logger to render alike. Idempotent. No line leaves with a phone
+    number, ID-card number, e-mail address or one of `secrets` in it (gateway/privacy.py)."""
     numeric = getattr(logging, level.upper(), logging.INFO)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,  # before scrubbing: a traceback may quote what the citizen wrote
+        LogScrubber(secrets),
     ]
     renderer: structlog.types.Processor
     if json_lines:
@@ -22,7 +28,7 @@ def configure_logging(level: str = "info", json_lines: bool = False) -> None:
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,

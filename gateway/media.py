@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from gateway.keys import installation_secret
 from gateway.pipeline import Intercept
 from gateway.storage import Conversation, Database, Message
 
@@ -176,20 +177,7 @@ LINK_SECONDS = 30 * 24 * 3600
 def media_key(data_dir: Path, configured: str) -> bytes:
     """The key links are signed with: MEDIA_URL_SECRET, or a random one made once and kept in DATA_DIR (so every
     worker sharing DATA_DIR agrees, and links survive a restart)."""
-    if configured:
-        return configured.encode()
-    path = data_dir / "media-url.key"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, os.urandom(32).hex().encode())
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        finally:
-            os.close(fd)
-    return path.read_bytes().strip()
+    return installation_secret(data_dir, "media-url.key", configured).encode()
 
 
 def _signature(key: bytes, name: str, expires: int) -> str:

@@ -15,6 +15,7 @@ class Metrics:
     outbound_messages: Counter
     bot_turn_seconds: Histogram
     bot_failures: Counter
+    dead_letters: Counter
     deferred_turns: Gauge
     http_requests: Counter
     http_request_seconds: Histogram
@@ -45,6 +46,10 @@ def build_metrics() -> Metrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         ),
         bot_failures=Counter("gateway_bot_failures_total", "Turns Rasa could not answer", registry=registry),
+        dead_letters=Counter(
+            "gateway_dead_letter_turns_total", "Citizen messages the bot failed on repeatedly, set aside for a person",
+            registry=registry,
+        ),
         deferred_turns=Gauge(
             "gateway_deferred_turns", "Citizen messages waiting for Rasa to come back", registry=registry
         ),

@@ -152,6 +152,11 @@ OPT_OUT_CONFIRM = {
     "en": "You have unsubscribed: we will send you no more notices. Reply START to subscribe again. "
     "You can still write to us at any time.",
 }
+OPT_UNVERIFIED = {
+    "zh": "我们无法确认这封邮件来自您本人的邮箱，因此订阅设置没有改变。请直接从您的邮箱回复“退订”或“订阅”。",
+    "en": "We could not confirm that this mail came from your own mailbox, so your subscription is unchanged. "
+    "Reply STOP or START from your mailbox directly.",
+}
 OPT_IN_CONFIRM = {
     "zh": "您已恢复订阅，我们会在工单有进展时通知您。回复“退订”可随时取消。",
     "en": "You are subscribed again: we will tell you when your work order moves. Reply STOP to unsubscribe.",
@@ -633,11 +638,15 @@ class Outbox:
             wanted = vendor == "stop"
         if wanted is None:
             return None
+        language = conversation.language if conversation.language in OPT_OUT_CONFIRM else "zh"
+        if (message.payload or {}).get("sender_verified") is False:
+            # A sender the channel could not prove (mail failing SPF/DKIM/DMARC) may not change the citizen's choice.
+            log.info("contact.opt_change_refused", message_id=message.id, reason="sender_unverified")
+            return Intercept(replies=[OutboundMessage(text=OPT_UNVERIFIED[language])])
         changed = await set_opt_out(self.db, conversation.contact_id, message.channel, wanted,
                                     "vendor" if vendor else "keyword")
         if not changed or vendor:  # confirmed once; a vendor that handled the keyword already confirmed it
             return Intercept(replies=[])
-        language = conversation.language if conversation.language in OPT_OUT_CONFIRM else "zh"
         text_out = (OPT_OUT_CONFIRM if wanted else OPT_IN_CONFIRM)[language]
         return Intercept(replies=[OutboundMessage(text=text_out)])
 
@@ -723,6 +732,7 @@ def build_push_channels(settings: Settings) -> PushChannels:
             folder=settings.email_imap_folder, smtp_port=settings.email_smtp_port,
             smtp_user=settings.email_smtp_user, smtp_password=settings.email_smtp_password,
             smtp_starttls=settings.email_smtp_starttls, poll_seconds=settings.email_poll_seconds,
+            authserv_id=settings.email_authserv_id, verify_dkim=settings.email_verify_dkim,
         ))
     return channels
 
@@ -739,10 +749,11 @@ def start_delivery(services: Services, channels: PushChannels) -> Outbox:
         RetryPolicy(settings.outbox_max_attempts, settings.outbox_retry_base_seconds,
                     settings.outbox_retry_max_seconds),
     )
+    pipeline = services.pipeline
+    # Order matters: one contact first (opt-outs apply to it), then media (the bot sees references). Contacts merge
+    # on every channel: a trusted REST integration may vouch for a phone too.
+    pipeline.turn_hooks.append(ContactMergeHook(services.db))
     if connectors:
-        pipeline = services.pipeline
-        # Order matters: one contact first (opt-outs apply to it), then media (the bot sees references).
-        pipeline.turn_hooks.append(ContactMergeHook(services.db))
         pipeline.turn_hooks.append(MediaHook(
             MediaStore(settings.data_dir, settings.media_max_bytes), services.db, dict(connectors)
         ))

@@ -8,6 +8,8 @@ a turn is marked done only in the transaction that stores its replies.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,12 +32,20 @@ log = structlog.get_logger(__name__)
 
 DEDUPE_TTL_SECONDS = 7 * 24 * 3600
 WAITING_STATES = ("received", "deferred")
+# Tries of one turn while Rasa is up before it is set aside ("failed", a dead letter agents see).
+MAX_BOT_ATTEMPTS = 3
 
 FALLBACK_TEXT = {
     "zh": "抱歉，系统暂时有点忙，您的留言我们已经记下，稍后会回复您，必要时会有工作人员跟进。",
     "en": "Sorry, we're having trouble right now. Your message is saved and we will reply shortly; "
     "a person will follow up if needed.",
 }
+
+DEAD_LETTER_TEXT = {
+    "zh": "抱歉，这条消息系统暂时无法自动处理，已转给工作人员查看，请稍候。",
+    "en": "Sorry, the system could not handle this message automatically. A person will look at it; please wait.",
+}
+DEAD_LETTER_REASON = "the bot failed on this message several times"
 
 # Conversation statuses in which the bot speaks; in the others a person has (or will have) the conversation.
 BOT_STATUSES = ("bot", "resolved")
@@ -56,6 +66,12 @@ class TurnOutcome:
     duplicate: bool
     status: str
     replies: list[Message] = field(default_factory=list)
+
+
+def scoped_external_id(external_user_id: str, external_message_id: str) -> str:
+    """The stored id of a message whose vendor id another sender already used (fits the 256-character column)."""
+    digest = hashlib.sha256(json.dumps([external_user_id, external_message_id]).encode()).hexdigest()
+    return f"scoped:{digest}"
 
 
 def message_view(message: Message) -> dict[str, Any]:
@@ -123,28 +139,42 @@ class Pipeline:
 
     async def receive(self, inbound: InboundMessage) -> Received:
         ext = inbound.external_message_id
-        dedupe_key = f"in:{inbound.channel}:{inbound.channel_account}:{ext}"
+        # Message ids are deduplicated per sender: a second sender reusing someone's id (a REST Idempotency-Key, an
+        # e-mail Message-ID) is another message, and never gets the first sender's replies.
+        dedupe_key = f"in:{inbound.channel}:{inbound.channel_account}:{inbound.external_user_id}:{ext}"
         if ext and not await self.coordination.first_seen(dedupe_key, DEDUPE_TTL_SECONDS):
-            existing = await self._find_inbound(inbound)
+            existing, _ = await self._find_inbound(inbound)
             if existing is not None:  # the fast path only saves work; the database is the truth
                 return self._duplicate(inbound, existing)
         identity_lock = f"identity:{inbound.channel}:{inbound.channel_account}:{inbound.external_user_id}"
         # One identity's messages are stored one at a time: ids then follow arrival order, and a new citizen's
         # two first messages do not open two conversations.
         async with self.coordination.lock(identity_lock, hold_seconds=30, wait_seconds=30):
-            async with self.db.sessions() as session:
-                identity = await self._identity(session, inbound)
-                try:
-                    async with session.begin():
-                        conversation = await self._open_conversation(session, identity, inbound.metadata.get("thread"))
-                        message = self._inbound_row(inbound, conversation)
-                        session.add(message)
-                        await session.flush()
-                except IntegrityError:
-                    existing = await self._find_inbound(inbound)
-                    if existing is None:
-                        raise
+            taken = False
+            if ext:
+                existing, taken = await self._find_inbound(inbound)
+                if existing is not None:
                     return self._duplicate(inbound, existing)
+            async with self.db.sessions() as session:
+                for attempt in range(2):
+                    identity = await self._identity(session, inbound)  # anew after a rollback (expired)
+                    # The vendor's id as it is, unless another sender has it: then one scoped to this sender.
+                    external_id = scoped_external_id(inbound.external_user_id, ext) if ext and taken else ext
+                    try:
+                        async with session.begin():
+                            conversation = await self._open_conversation(
+                                session, identity, inbound.metadata.get("thread")
+                            )
+                            message = self._inbound_row(inbound, conversation, external_id)
+                            session.add(message)
+                            await session.flush()
+                        break
+                    except IntegrityError:
+                        existing, taken = await self._find_inbound(inbound)
+                        if existing is not None:
+                            return self._duplicate(inbound, existing)
+                        if attempt or not taken:
+                            raise
         self.metrics.inbound_messages.labels(inbound.channel).inc()
         log.info(
             "message.received", conversation_id=conversation.id, message_id=message.id, channel=inbound.channel,
@@ -164,17 +194,27 @@ class Pipeline:
         contact_id = str((existing.payload or {}).get("contact_id", ""))
         return Received(existing.id, existing.conversation_id, contact_id, duplicate=True)
 
-    async def _find_inbound(self, inbound: InboundMessage) -> Message | None:
+    async def _find_inbound(self, inbound: InboundMessage) -> tuple[Message | None, bool]:
+        """This sender's earlier message with the same id (a redelivery), and whether another sender has the id."""
+        ext = inbound.external_message_id
+        if not ext:
+            return None, False
         async with self.db.sessions() as session:
-            result = await session.execute(
-                select(Message).where(
-                    Message.channel == inbound.channel,
-                    Message.channel_account == inbound.channel_account,
-                    Message.direction == "in",
-                    Message.external_id == inbound.external_message_id,
+            rows = (
+                await session.execute(
+                    select(Message, ChannelIdentity.external_user_id)
+                    .join(Conversation, Conversation.id == Message.conversation_id)
+                    .join(ChannelIdentity, ChannelIdentity.id == Conversation.identity_id)
+                    .where(
+                        Message.channel == inbound.channel,
+                        Message.channel_account == inbound.channel_account,
+                        Message.direction == "in",
+                        Message.external_id.in_((ext, scoped_external_id(inbound.external_user_id, ext))),
+                    )
                 )
-            )
-            return result.scalar_one_or_none()
+            ).all()
+        own = next((m for m, owner in rows if owner == inbound.external_user_id), None)
+        return own, any(owner != inbound.external_user_id for _, owner in rows)
 
     async def _identity(self, session: AsyncSession, inbound: InboundMessage) -> ChannelIdentity:
         query = select(ChannelIdentity).where(
@@ -232,7 +272,7 @@ class Pipeline:
         conversation.last_activity_at = now
         return conversation
 
-    def _inbound_row(self, inbound: InboundMessage, conversation: Conversation) -> Message:
+    def _inbound_row(self, inbound: InboundMessage, conversation: Conversation, external_id: str | None) -> Message:
         if inbound.reply_payload:
             language = conversation.language or "zh"  # a pressed button says nothing about the citizen's language
         else:
@@ -256,13 +296,18 @@ class Pipeline:
             payload["metadata"] = extra
         if inbound.raw is not None:
             payload["raw"] = inbound.raw
+        # Identity claims live apart from the metadata: only a connector that proved them sets these fields.
+        if inbound.verified_phone:
+            payload["verified_phone"] = inbound.verified_phone
+        if not inbound.sender_verified:
+            payload["sender_verified"] = False
         return Message(
             conversation_id=conversation.id,
             direction="in",
             sender="citizen",
             channel=inbound.channel,
             channel_account=inbound.channel_account,
-            external_id=inbound.external_message_id,
+            external_id=external_id,
             text=self.language.to_simplified(inbound.text),
             original_text=inbound.text,
             language=language,
@@ -322,10 +367,12 @@ class Pipeline:
             "original_text": message.original_text,
             "attachments": payload.get("attachments") or [],
             "location": payload.get("location"),
+            # The bot's actions read and rate work orders only for a sender the channel proved.
+            "sender_verified": payload.get("sender_verified", True),
         }
         async with self.db.sessions() as session:
             contact = await session.get(Contact, conversation.contact_id)
-        if contact is not None and contact.phone:
+        if contact is not None and contact.phone and metadata["sender_verified"]:
             # A phone the channel vouched for (SMS sender, Telegram shared contact): the work-order form takes it.
             metadata["phone"] = contact.phone
         started = time.perf_counter()
@@ -334,8 +381,13 @@ class Pipeline:
         except BotUnavailable as exc:
             self.metrics.bot_failures.inc()
             log.warning("bot.unavailable", message_id=message.id, error=str(exc))
-            await self._defer(conversation, message)
             await self.coordination.publish(topic, {"type": "typing", "on": False})
+            # Rasa up and still failing on this message: after a few tries it is set aside for a person, so one
+            # message the engine cannot handle never holds the citizen's later ones back for ever.
+            if await self.bot.is_ready() and await self._count_failure(message) >= MAX_BOT_ATTEMPTS:
+                await self._dead_letter(conversation, message, str(exc))
+                return True
+            await self._defer(conversation, message)
             return False
         finally:
             self.metrics.bot_turn_seconds.observe(time.perf_counter() - started)
@@ -344,9 +396,9 @@ class Pipeline:
         await self.coordination.publish(topic, {"type": "typing", "on": False})
         return True
 
-    async def _finish(self, message: Message, bot_messages: list[dict[str, Any]], turn: BotTurn | None
-                      ) -> list[Message]:
-        """Store the replies and mark the turn done, in one transaction."""
+    async def _finish(self, message: Message, bot_messages: list[dict[str, Any]], turn: BotTurn | None,
+                      turn_state: str = "done", record: dict[str, Any] | None = None) -> list[Message]:
+        """Store the replies and mark the turn done (or failed: a dead letter), in one transaction."""
         async with self.db.sessions() as session, session.begin():
             conversation = await session.get(Conversation, message.conversation_id)
             assert conversation is not None
@@ -374,8 +426,8 @@ class Pipeline:
             session.add_all(replies)
             stored = await session.get(Message, message.id)
             assert stored is not None
-            stored.turn_state = "done"
-            stored.payload = {**(stored.payload or {}), "meta": meta}
+            stored.turn_state = turn_state
+            stored.payload = {**(stored.payload or {}), **(record or {}), "meta": meta}
             conversation.last_activity_at = datetime.now(UTC)
             await session.flush()
         if conversation.status != status_before:
@@ -440,6 +492,32 @@ class Pipeline:
                 replies.append(reply)
             await session.flush()
         await self._deliver(conversation.id, replies)
+
+    async def _count_failure(self, message: Message) -> int:
+        """One more failed try of this turn while Rasa answered other requests; returns the count."""
+        async with self.db.sessions() as session, session.begin():
+            stored = await session.get(Message, message.id)
+            if stored is None:
+                return 0
+            attempts = int((stored.payload or {}).get("bot_attempts", 0)) + 1
+            stored.payload = {**(stored.payload or {}), "bot_attempts": attempts}
+        return attempts
+
+    async def _dead_letter(self, conversation: Conversation, message: Message, error: str) -> None:
+        """Set the turn aside as failed (kept, its conversation handed to a person so agents see it in the inbox),
+        tell the citizen, and let the conversation's later messages go on."""
+        self.metrics.dead_letters.inc()
+        log.error("turn.dead_letter", message_id=message.id, attempts=MAX_BOT_ATTEMPTS, error=error[:200])
+        language = message.language if message.language in DEAD_LETTER_TEXT else "zh"
+        # The handoff hooks see an ordinary request for a person, with its own reason.
+        turn = BotTurn(messages=[{"text": DEAD_LETTER_TEXT[language]}], latest_action="dead_letter",
+                       slots_set={"handoff_requested": True, "handoff_reason": DEAD_LETTER_REASON})
+        replies = await self._finish(message, turn.messages, turn, turn_state="failed",
+                                     record={"dead_letter": {"error": error[:500], "attempts": MAX_BOT_ATTEMPTS}})
+        await self._deliver(conversation.id, replies)
+        await self.coordination.publish(
+            "inbox", {"type": "dead_letter", "conversation_id": conversation.id, "message_id": str(message.id)}
+        )
 
     async def _deliver(self, conversation_id: str, replies: list[Message]) -> None:
         if not replies:

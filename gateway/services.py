@@ -15,6 +15,7 @@ from rasa_sdk.executor import ActionExecutor
 from bot.client import RasaClient
 from crm_adapter.service import build_work_orders
 from gateway.coordination import Coordination, build_coordination
+from gateway.keys import installation_secret
 from gateway.language import LanguageTagger
 from gateway.media import media_key
 from gateway.metrics import Metrics, build_metrics
@@ -49,6 +50,7 @@ class Services:
     handoff: HandoffService | None = None  # people take over: status machine, agents, inbox; set in the start-up
     slack_desk: SlackDesk | None = None  # Slack as a second desk, when SLACK_* settings are present
     media_key: bytes = b""  # signs public links to stored media (gateway/media.py)
+    actions_token: str = ""  # what Rasa must present at /actions/webhook (gateway/action_server.py)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -85,12 +87,14 @@ async def build_services(settings: Settings, metrics: Metrics | None = None) -> 
     await db.migrate()
     coordination = build_coordination(settings.redis_url, settings.redis_key_prefix)
     http = httpx.AsyncClient(limits=httpx.Limits(max_connections=100, max_keepalive_connections=20))
-    bot = RasaClient(settings.rasa_url, http, timeout_seconds=settings.rasa_timeout_seconds)
+    bot = RasaClient(settings.rasa_url, http, timeout_seconds=settings.rasa_timeout_seconds,
+                     token=installation_secret(settings.data_dir, "rasa.key", settings.rasa_token))
     language = LanguageTagger()
     metrics = metrics or build_metrics()
     pipeline = Pipeline(db, coordination, bot, language, metrics)
     services = Services(settings, db, coordination, http, bot, language, metrics, pipeline)
     services.media_key = media_key(settings.data_dir, settings.media_url_secret)
+    services.actions_token = installation_secret(settings.data_dir, "actions.key", settings.actions_token)
     services.work_orders = await build_work_orders(settings, db, http=http)
     return services
 

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
         True, description="`make run` starts and stops the Rasa server itself (false: it is run elsewhere)."
     )
     rasa_models_dir: Path = Field(PROJECT_ROOT / "models", description="Where trained Rasa models are kept.")
+    rasa_token: str = Field(
+        "", description="Secret between the gateway and Rasa: Rasa's API token (--auth-token) and the gateway input "
+        "channel's bearer token; empty = a random one kept in DATA_DIR/rasa.key (make run gives it to Rasa).",
+    )
+    actions_token: str = Field(
+        "", description="Secret Rasa must send to the custom-action endpoint (/actions/webhook); empty = a random one "
+        "kept in DATA_DIR/actions.key (make run gives it to Rasa).",
+    )
     kb_path: Path = Field(
         PROJECT_ROOT / "kb" / "demo_articles.jsonl", description="Knowledge-base articles (JSON Lines) to import."
     )
@@ -78,7 +86,27 @@ class Settings(BaseSettings):
     rest_channel_token: str = Field(
         "", description="When set, the REST channel requires `Authorization: Bearer <token>`."
     )
+    rest_channel_trusted: bool = Field(
+        False, description="With REST_CHANNEL_TOKEN set: the authenticated caller is a trusted integration, and its "
+        "metadata.verified_phone is taken as the citizen's verified phone (else metadata is data, never identity).",
+    )
+    rest_channel_rate_per_minute: int = Field(
+        1200, ge=0, description="Turns per minute one address may send on the REST channel without its token "
+        "(0 = unlimited); a caller with REST_CHANNEL_TOKEN is not limited.",
+    )
     webchat_enabled: bool = Field(True, description="Serve the web chat page, widget and socket.")
+    webchat_allowed_origins: str = Field(
+        "", description="Comma-separated origins whose pages may open the web chat socket (the city's site, e.g. "
+        "https://www.binjiang.gov.cn); the gateway's own address is always allowed. `*` allows any.",
+    )
+    webchat_session_secret: str = Field(
+        "", description="Signs the web chat sessions the server issues; empty = a random key kept in DATA_DIR. "
+        "Set it when workers do not share DATA_DIR.",
+    )
+    metrics_token: str = Field(
+        "", description="Bearer token Prometheus sends to GET /metrics; empty = /metrics takes the ADMIN_TOKEN only, "
+        "and with neither it is closed.",
+    )
     # ---- delivery: SMS (Twilio), Telegram, the outbox, media --------------------------------------------------------
     twilio_account_sid: str = Field("", description="Twilio account SID; the SMS channel is served when it is set.")
     twilio_auth_token: str = Field("", description="Twilio auth token: checks webhook signatures, authenticates sends.")
@@ -134,6 +162,13 @@ class Settings(BaseSettings):
     email_poll_seconds: float = Field(
         60.0, gt=0, description="How often the mailbox is polled when the server has no IDLE."
     )
+    email_authserv_id: str = Field(
+        "", description="Authserv-id(s) of our receiving mail server (comma-separated) whose topmost "
+        "Authentication-Results headers are trusted; empty = none is, DKIM is verified by the gateway."
+    )
+    email_verify_dkim: bool = Field(
+        True, description="Verify DKIM signatures ourselves when no trusted Authentication-Results header is present."
+    )
     outbox_max_attempts: int = Field(6, ge=1, description="Tries per outbound message before it is marked failed.")
     outbox_retry_base_seconds: float = Field(
         2.0, gt=0, description="First retry delay of the outbox; doubled per try, with jitter."
@@ -180,6 +215,11 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", description="debug, info, warning or error.")
     log_json: bool = Field(False, description="Log JSON lines instead of console-friendly lines.")
+
+    def secret_values(self) -> list[str]:
+        """Every token, password and key set here: kept out of every log line (gateway/privacy.py)."""
+        markers = ("token", "secret", "password", "aes_key")
+        return [str(value) for name, value in self if value and any(m in name for m in markers)]
 
     @property
     def slack_configured(self) -> bool:

@@ -16,6 +16,7 @@ import structlog
 
 from bot import server
 from bot.training import ensure_model
+from gateway.keys import installation_secret
 from gateway.launch import start_gateway
 from gateway.logs import configure_logging
 from gateway.settings import PROJECT_ROOT, Settings
@@ -37,15 +38,20 @@ def main() -> int:
     signal.signal(signal.SIGINT, shutdown)
     signal.signal(signal.SIGTERM, shutdown)
     try:
+        env = dict(os.environ)
+        # The two processes share the installation's secrets (DATA_DIR keys unless the settings name them).
+        env["RASA_TOKEN"] = installation_secret(settings.data_dir, "rasa.key", settings.rasa_token)
+        env["ACTIONS_TOKEN"] = installation_secret(settings.data_dir, "actions.key", settings.actions_token)
         if settings.rasa_managed:
             model = ensure_model(PROJECT_ROOT, settings.rasa_models_dir, server.RASA_BIN)
             rasa_port = int(settings.rasa_url.rsplit(":", 1)[1].split("/")[0])
             rasa_log = settings.data_dir / "rasa.log"
             action_url = f"http://127.0.0.1:{settings.gateway_port}/actions/webhook"
             log.info("stack.rasa_starting", model=model.name, port=rasa_port, log=str(rasa_log))
-            processes.append(("rasa", server.start_rasa(model, rasa_port, action_url, rasa_log,
-                                                        tracker_db=settings.data_dir / "rasa-tracker.db")))
-        env = dict(os.environ)
+            processes.append(("rasa", server.start_rasa(
+                model, rasa_port, action_url, rasa_log, tracker_db=settings.data_dir / "rasa-tracker.db",
+                action_token=env["ACTIONS_TOKEN"], rasa_token=env["RASA_TOKEN"],
+            )))
         first_admin = _first_admin(settings, env)
         processes.append(("gateway", start_gateway(env)))
         _announce(settings, first_admin)

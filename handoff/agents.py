@@ -6,6 +6,7 @@ SHA-256, with the session's CSRF token and expiry, so a stolen database does not
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.storage import Database
 from handoff.models import ROLES, Agent, AgentSession
@@ -40,11 +42,12 @@ class AgentView:
     capacity: int
     online: bool
     language: str
+    active: bool = True
 
     @classmethod
     def of(cls, agent: Agent) -> AgentView:
         return cls(agent.id, agent.email, agent.name, agent.role, list(agent.departments or []), agent.capacity,
-                   agent.online, agent.language)
+                   agent.online, agent.language, bool(agent.active))
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,20 @@ class AgentStore:
     def __init__(self, db: Database, session_hours: float = 12.0) -> None:
         self.db = db
         self.session_lifetime = timedelta(hours=session_hours)
+        # argon2 is slow and memory-hard on purpose: it runs in threads (never on the event loop, which would stall
+        # every citizen's socket), at most two at a time (64 MiB each), so a burst of logins queues instead.
+        self._hashing = asyncio.Semaphore(2)
+
+    async def _hash(self, password: str) -> str:
+        async with self._hashing:
+            return await asyncio.to_thread(_hasher.hash, password)
+
+    async def _verify(self, password_hash: str, password: str) -> bool:
+        async with self._hashing:
+            try:
+                return await asyncio.to_thread(_hasher.verify, password_hash, password)
+            except (VerificationError, InvalidHashError):
+                return False
 
     async def create(self, email: str, password: str, name: str, role: str = "agent",
                      departments: list[str] | None = None, capacity: int = 5, language: str = "zh") -> AgentView:
@@ -70,8 +87,9 @@ class AgentStore:
             raise AgentError("the password needs at least 8 characters")
         if "@" not in email:
             raise AgentError("email is not an e-mail address")
+        password_hash = await self._hash(password)
         agent = Agent(
-            email=email.strip().lower(), name=name.strip() or email, password_hash=_hasher.hash(password), role=role,
+            email=email.strip().lower(), name=name.strip() or email, password_hash=password_hash, role=role,
             departments=list(departments or []), capacity=capacity, online=False,
             language=language if language in ("zh", "en") else "zh", active=True,
         )
@@ -101,9 +119,7 @@ class AgentStore:
             agent = (
                 await session.execute(select(Agent).where(Agent.email == email.strip().lower()))
             ).scalar_one_or_none()
-        try:
-            _hasher.verify(agent.password_hash if agent else _DUMMY_HASH, password)
-        except (VerificationError, InvalidHashError):
+        if not await self._verify(agent.password_hash if agent else _DUMMY_HASH, password):
             return None
         if agent is None or not agent.active:
             return None
@@ -172,6 +188,54 @@ class AgentStore:
                     raise AgentError(f"role must be one of {', '.join(ROLES)}")
                 agent.role = role
         return AgentView.of(agent)
+
+    async def change_password(self, agent_id: int, current: str, new: str, keep_session: str | None = None) -> None:
+        """The agent's own change: the current password proves it is them; every other session of theirs ends."""
+        async with self.db.sessions() as session:
+            agent = await session.get(Agent, agent_id)
+        if agent is None or not await self._verify(agent.password_hash, current):
+            raise AgentError("the current password is wrong")
+        await self.set_password(agent_id, new, keep_session=keep_session)
+
+    async def set_password(self, agent_id: int, new: str, keep_session: str | None = None) -> None:
+        """A new password (an admin's reset, or the agent's own change); sessions end but `keep_session`."""
+        if len(new) < 8:
+            raise AgentError("the password needs at least 8 characters")
+        password_hash = await self._hash(new)
+        async with self.db.sessions() as session, session.begin():
+            agent = await session.get(Agent, agent_id)
+            if agent is None:
+                raise AgentError(f"no agent {agent_id}")
+            agent.password_hash = password_hash
+            await self._end_sessions(session, agent_id, keep_session)
+        log.info("agent.password_changed", agent_id=agent_id)
+
+    async def set_active(self, agent_id: int, active: bool) -> AgentView:
+        """Deactivate (every session ends at once, the agent goes offline and cannot log in) or reactivate."""
+        async with self.db.sessions() as session, session.begin():
+            agent = await session.get(Agent, agent_id)
+            if agent is None:
+                raise AgentError(f"no agent {agent_id}")
+            if not active and agent.role == "admin" and agent.active:
+                others = (await session.execute(
+                    select(Agent.id).where(Agent.role == "admin", Agent.active.is_(True), Agent.id != agent_id)
+                    .limit(1)
+                )).first()
+                if others is None:
+                    raise AgentError("the last active admin cannot be deactivated")
+            agent.active = active
+            if not active:
+                agent.online = False
+                await self._end_sessions(session, agent_id, None)
+        log.info("agent.activated" if active else "agent.deactivated", agent_id=agent_id)
+        return AgentView.of(agent)
+
+    @staticmethod
+    async def _end_sessions(session: AsyncSession, agent_id: int, keep_session: str | None) -> None:
+        query = delete(AgentSession).where(AgentSession.agent_id == agent_id)
+        if keep_session:
+            query = query.where(AgentSession.id_hash != _hash_id(keep_session))
+        await session.execute(query)
 
     async def all(self) -> list[AgentView]:
         async with self.db.sessions() as session:

@@ -35,6 +35,7 @@ from gateway.auth import (
     SESSION_COOKIE,
     SUPERVISOR_ROLES,
     Principal,
+    principal_of_session,
     require_roles,
     session_of,
 )
@@ -47,7 +48,10 @@ from handoff.canned import canned_responses
 from handoff.service import HandoffConflict, HandoffError, HandoffNotFound, HandoffService, Staff
 
 log = structlog.get_logger(__name__)
-LOGIN_ATTEMPTS = 10  # per e-mail in five minutes: guessing passwords stays slow
+LOGIN_ATTEMPTS = 10  # per address and e-mail in five minutes: guessing passwords stays slow
+LOGIN_ATTEMPTS_PER_ADDRESS = 30  # per address in five minutes, whatever the e-mails
+LOGIN_FAILURES_BEFORE_DELAY = 5  # failed logins of one account (from anywhere) before each try waits
+LOGIN_DELAY_MAX_SECONDS = 2.0
 
 Inbox = Annotated[Principal, Depends(require_roles(*INBOX_ROLES))]
 Supervisor = Annotated[Principal, Depends(require_roles(*SUPERVISOR_ROLES))]
@@ -76,6 +80,15 @@ async def _staff_of(principal: Principal, service: HandoffService) -> Staff:
     return _staff(principal, names)
 
 
+async def _visible(conversation_id: str, principal: Principal, service: HandoffService) -> None:
+    """404 unless the conversation is in one of the caller's queues: another department's citizens are not theirs
+    to read or act on (and a 404 does not even tell that the conversation exists)."""
+    scope = service.scope(principal.departments, principal.sees_all)
+    department = await service.department_of(conversation_id)
+    if department is None or (scope is not None and department not in scope):
+        raise HTTPException(404, "no such conversation in your queues")
+
+
 def _error(exc: HandoffError) -> HTTPException:
     if isinstance(exc, HandoffNotFound):
         return HTTPException(404, str(exc) or "not found")
@@ -101,6 +114,7 @@ class AgentOut(BaseModel):
     capacity: int
     online: bool
     language: str
+    active: bool = True
 
     @classmethod
     def of(cls, view: AgentView) -> AgentOut:
@@ -126,6 +140,14 @@ class AgentPatch(BaseModel):
     departments: list[str] | None = Field(None, max_length=50)
     capacity: int | None = Field(None, ge=0, le=100)
     role: Literal["agent", "supervisor", "content_editor", "admin"] | None = None
+    active: bool | None = Field(None, description="false: the agent cannot log in and every session ends at once")
+    password: str | None = Field(None, min_length=8, max_length=200,
+                                 description="An admin's reset: the agent's sessions end")
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=8, max_length=200)
 
 
 class MePatch(BaseModel):
@@ -158,11 +180,28 @@ def build_router() -> APIRouter:
         # JSON only: a cross-site HTML form cannot send it, so the login itself cannot be forged.
         if not request.headers.get("content-type", "").startswith("application/json"):
             raise HTTPException(415, "send JSON")
-        if not await service.coordination.allow(f"inbox-login:{body.email.strip().lower()}", LOGIN_ATTEMPTS, 300):
-            raise HTTPException(429, "too many login attempts for this e-mail; wait five minutes")
-        agent = await service.agents.authenticate(body.email, body.password)
+        email = body.email.strip().lower()
+        client = request.client.host if request.client else "unknown"
+        coordination = service.coordination
+        # Limits per address and per address+account refuse a guesser without locking the account's owner out
+        # (they log in from elsewhere); failures from everywhere only slow the account's logins down.
+        if not await coordination.allow(f"inbox-login-ip:{client}", LOGIN_ATTEMPTS_PER_ADDRESS, 300):
+            raise HTTPException(429, "too many login attempts from this address; wait five minutes",
+                                headers={"Retry-After": "300"})
+        if not await coordination.allow(f"inbox-login:{client}:{email}", LOGIN_ATTEMPTS, 300):
+            raise HTTPException(429, "too many login attempts for this e-mail; wait five minutes",
+                                headers={"Retry-After": "300"})
+        failures_key = f"inbox-login-failures:{email}"
+        failures = int(await coordination.get(failures_key) or 0)
+        if failures >= LOGIN_FAILURES_BEFORE_DELAY:
+            await asyncio.sleep(min(LOGIN_DELAY_MAX_SECONDS, 0.1 * 2 ** (failures - LOGIN_FAILURES_BEFORE_DELAY)))
+        agent = await service.agents.authenticate(email, body.password)
         if agent is None:
+            await coordination.set(failures_key, str(failures + 1), ttl_seconds=900)
+            log.info("inbox.login_failed", failures=failures + 1)
             raise HTTPException(401, "wrong e-mail or password")
+        if failures:
+            await coordination.delete(failures_key)
         session_id, csrf = await service.agents.login(agent.id)
         secure = request.url.scheme == "https"
         response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="lax", secure=secure,
@@ -199,6 +238,19 @@ def build_router() -> APIRouter:
                                                          "online": view.online})
         return AgentOut.of(view)
 
+    @router.post("/me/password", status_code=204, summary="Change my password (my other sessions end)",
+                 responses={422: {"description": "The current password is wrong, or the new one too short"}})
+    async def change_password(body: PasswordChange, principal: Anyone, request: Request, service: Service
+                              ) -> Response:
+        if principal.agent_id is None:
+            raise HTTPException(404, "the admin token is not an agent")
+        try:
+            await service.agents.change_password(principal.agent_id, body.current_password, body.new_password,
+                                                 keep_session=request.cookies.get(SESSION_COOKIE))
+        except AgentError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return Response(status_code=204)
+
     @router.get("/conversations", summary="The list: by status, channel, department, assignee; newest first")
     async def conversations(
         _principal: Inbox, service: Service,
@@ -220,11 +272,13 @@ def build_router() -> APIRouter:
                 raise HTTPException(422, "assignee must be an agent id, 'me' or 'none'")
             agent_id = int(assignee)
         items = await service.list(status=statuses, channel=channel, department=department, agent_id=agent_id,
-                                   unassigned=assignee == "none", limit=limit)
+                                   unassigned=assignee == "none", limit=limit,
+                                   departments=service.scope(_principal.departments, _principal.sees_all))
         return {"conversations": items}
 
     @router.get("/conversations/{conversation_id}", summary="One conversation: history, events, contact panel")
     async def conversation(conversation_id: str, principal: Inbox, service: Service) -> dict[str, Any]:
+        await _visible(conversation_id, principal, service)
         try:
             detail = await service.detail(conversation_id)
         except HandoffError as exc:
@@ -235,6 +289,7 @@ def build_router() -> APIRouter:
 
     async def act(name: str, conversation_id: str, principal: Principal, service: HandoffService,
                   **kwargs: Any) -> dict[str, Any]:
+        await _visible(conversation_id, principal, service)
         staff = await _staff_of(principal, service)
         try:
             await getattr(service, name)(conversation_id, staff, **kwargs)
@@ -270,6 +325,7 @@ def build_router() -> APIRouter:
     async def reply(conversation_id: str, body: ReplyIn, principal: Inbox, service: Service) -> dict[str, Any]:
         if principal.agent_id is None:
             raise HTTPException(422, "only a logged-in agent can reply")
+        await _visible(conversation_id, principal, service)
         staff = await _staff_of(principal, service)
         try:
             row = await service.reply(conversation_id, staff, OutboundMessage(text=body.text.strip() or None,
@@ -285,6 +341,7 @@ def build_router() -> APIRouter:
                      services: Services = Depends(services_of)) -> dict[str, Any]:
         if principal.agent_id is None:
             raise HTTPException(422, "only a logged-in agent can reply")
+        await _visible(conversation_id, principal, service)
         store = MediaStore(services.settings.data_dir, services.settings.media_max_bytes)
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -338,6 +395,13 @@ def build_router() -> APIRouter:
         try:
             view = await service.agents.update(agent_id, departments=body.departments, capacity=body.capacity,
                                                role=body.role)
+            if body.password is not None:
+                await service.agents.set_password(agent_id, body.password)
+            if body.active is not None:
+                view = await service.agents.set_active(agent_id, body.active)
+                if not body.active:
+                    await service.coordination.publish("inbox", {"type": "agent", "agent_id": agent_id,
+                                                                 "online": False})
         except AgentError as exc:
             raise HTTPException(404 if "no agent" in str(exc) else 422, str(exc)) from exc
         return AgentOut.of(view)
@@ -358,10 +422,14 @@ def build_router() -> APIRouter:
         await websocket.accept()
         services.metrics.inbox_sockets.inc()
         followed: asyncio.Task[None] | None = None
+        principal = principal_of_session(info)
+        handoff = services.handoff
+        assert handoff is not None  # a session exists only where the inbox does
+        visible = _QueueFilter(handoff, handoff.scope(principal.departments, principal.sees_all))
         try:
             async with AsyncExitStack() as stack:
                 inbox = await stack.enter_async_context(services.coordination.subscribe("inbox"))
-                forwarder = asyncio.create_task(_forward(websocket, inbox))
+                forwarder = asyncio.create_task(_forward(websocket, inbox, visible=visible))
                 try:
                     while True:
                         frame = await websocket.receive_json()
@@ -369,7 +437,7 @@ def build_router() -> APIRouter:
                             if followed is not None:
                                 followed.cancel()
                             conversation_id = str(frame.get("conversation_id") or "")[:64]
-                            if conversation_id:
+                            if conversation_id and await visible(conversation_id, fresh=True):
                                 followed = asyncio.create_task(_follow(websocket, services, conversation_id))
                         elif isinstance(frame, dict) and frame.get("type") == "ping":
                             await websocket.send_json({"type": "pong", "t": frame.get("t")})
@@ -387,11 +455,41 @@ def build_router() -> APIRouter:
     return router
 
 
-async def _forward(websocket: WebSocket, subscription: Subscription, conversation_id: str | None = None) -> None:
+class _QueueFilter:
+    """Whether a conversation is in one of the socket's agent's queues; answers are kept a few seconds (the inbox
+    topic carries every conversation's activity), so a transfer shows up within that time."""
+
+    KEEP_SECONDS = 5.0
+
+    def __init__(self, service: HandoffService, scope: tuple[str, ...] | None) -> None:
+        self.service = service
+        self.scope = scope
+        self._known: dict[str, tuple[float, bool]] = {}
+
+    async def __call__(self, conversation_id: str, fresh: bool = False) -> bool:
+        if self.scope is None:
+            return True
+        now = time.monotonic()
+        known = self._known.get(conversation_id)
+        if known is not None and not fresh and now - known[0] < self.KEEP_SECONDS:
+            return known[1]
+        department = await self.service.department_of(conversation_id)
+        answer = department is not None and department in self.scope
+        if len(self._known) > 5000:
+            self._known.clear()
+        self._known[conversation_id] = (now, answer)
+        return answer
+
+
+async def _forward(websocket: WebSocket, subscription: Subscription, conversation_id: str | None = None,
+                   visible: _QueueFilter | None = None) -> None:
     while True:
         event = await subscription.get(timeout=30)
         if event is None:
             continue
+        about = event.get("conversation_id")
+        if visible is not None and isinstance(about, str) and not await visible(about):
+            continue  # another department's citizen
         if conversation_id is not None:
             event = {**event, "conversation_id": conversation_id}
         try:

@@ -12,7 +12,7 @@ from gateway.auth import INBOX_ROLES, session_of
 from gateway.services import services_of
 
 HERE = Path(__file__).resolve().parent
-STATIC = {"inbox.js": "text/javascript", "inbox.css": "text/css"}
+STATIC = {"inbox.js": "text/javascript", "inbox.css": "text/css", "login.js": "text/javascript"}
 _templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 
 

@@ -137,7 +137,8 @@ class HandoffService:
         """In the turn's transaction: start a handoff when the bot asked for one or failed to understand twice."""
         handoff = await session.get(Handoff, conversation.id)
         previous = handoff.last_status if handoff else "bot"
-        reason = "the citizen asked for a person" if turn.slots_set.get("handoff_requested") else None
+        reason = (turn.slots_set.get("handoff_reason") or "the citizen asked for a person"
+                  if turn.slots_set.get("handoff_requested") else None)
         if (reason is None and conversation.status == "bot"
                 and self._not_understood(turn.intent, turn.confidence, turn.slots_set.get("kb_article_ids"))):
             earlier = await earlier_inbound_payload(session, conversation.id, message.id)
@@ -154,7 +155,8 @@ class HandoffService:
                 conversation.status = "pending"
         if conversation.status != "pending" or previous in PERSON_STATUSES:
             return []
-        trigger = ("request_human" if turn.slots_set.get("handoff_requested")
+        trigger = ("dead_letter" if turn.latest_action == "dead_letter"
+                   else "request_human" if turn.slots_set.get("handoff_requested")
                    else "urgent" if reason == "an urgent report or complaint was filed" else "not_understood")
         self.pipeline.metrics.handoffs.labels(trigger).inc()
         topic = urgent_department or await self._topic_department(session, conversation)
@@ -225,7 +227,9 @@ class HandoffService:
                 handoff.last_status = conversation.status
             if handoff.survey == "asked":
                 handoff.survey = None  # asked once: any other reply means the citizen moved on
-                score = survey_score(text)
+                # A sender the channel could not prove (spoofed mail) does not score an agent.
+                verified = (message.payload or {}).get("sender_verified", True)
+                score = survey_score(text) if verified else None
                 if score is not None:
                     session.add(CsatScore(conversation_id=conversation.id, agent_id=handoff.agent_id, score=score,
                                           created_at=self.clock()))
@@ -512,10 +516,30 @@ class HandoffService:
 
     # ---- reading: the list, one conversation, the queues ----------------------------------------------------------
 
+    def scope(self, staff_departments: list[str] | tuple[str, ...], sees_all: bool) -> tuple[str, ...] | None:
+        """The departments whose conversations a member of staff may see (None: all, for admins). Staff with no
+        department work the default queue."""
+        if sees_all:
+            return None
+        return tuple(staff_departments) or (self.settings.default_department,)
+
+    async def department_of(self, conversation_id: str) -> str | None:
+        """The queue a conversation belongs to (the default one before any handoff); None: no such conversation."""
+        async with self.db.sessions() as session:
+            row = (await session.execute(
+                select(Conversation.id, Handoff.department)
+                .outerjoin(Handoff, Handoff.conversation_id == Conversation.id)
+                .where(Conversation.id == conversation_id)
+            )).first()
+        if row is None:
+            return None
+        return row.department or self.settings.default_department
+
     async def list(self, *, status: tuple[str, ...] = PERSON_STATUSES, channel: str | None = None,
                    department: str | None = None, agent_id: int | None = None, unassigned: bool = False,
-                   limit: int = 100) -> list[dict[str, Any]]:
-        """Conversations for the inbox list, newest activity first, with waiting time and unread counts."""
+                   limit: int = 100, departments: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """Conversations for the inbox list, newest activity first, with waiting time and unread counts;
+        `departments`: only those of these queues (None: every queue)."""
         query = (
             select(Conversation, Handoff, Contact.display_name, Agent.name)
             .join(Contact, Contact.id == Conversation.contact_id)
@@ -530,6 +554,9 @@ class HandoffService:
             query = query.where(Conversation.channel == channel)
         if department:
             query = query.where(Handoff.department == department)
+        if departments is not None:
+            queue = func.coalesce(Handoff.department, self.settings.default_department)
+            query = query.where(queue.in_(departments))
         if agent_id is not None:
             query = query.where(Handoff.agent_id == agent_id)
         if unassigned:
@@ -609,7 +636,8 @@ class HandoffService:
             view = message_view(m)
             meta = (m.payload or {}).get("meta") or {}
             view.update(kind="message", agent=meta.get("agent"), delivery_state=m.delivery_state,
-                        reply_payload=(m.payload or {}).get("reply_payload"))
+                        reply_payload=(m.payload or {}).get("reply_payload"), turn_state=m.turn_state,
+                        sender_verified=(m.payload or {}).get("sender_verified", True))
             history.append(view)
         for e in events:
             history.append({

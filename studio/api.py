@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from bot.training import CONFIG_FILE
+from gateway.privacy import mask_personal_data
 from gateway.services import Services, services_of
 from studio.access import Principal, editor
 from studio.engine_ops import ActivationFailed, StudioBusy
-from studio.masking import mask_personal_data
 from studio.models import Activation, TrainingJob
 from studio.project import validate_with_rasa
 from studio.service import Studio, studio_of

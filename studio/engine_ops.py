@@ -63,6 +63,11 @@ class EngineSettings:
     base_models_dir: Path  # where the model the engine started with lives (RASA_MODELS_DIR)
     rasa_bin: Path = RASA_BIN
     cwd: Path = PROJECT_ROOT  # bot/config.yml names bot/jieba relative to it
+    rasa_token: str = ""  # the engine's API token (--auth-token), sent as Rasa's `token` parameter
+
+    @property
+    def api_params(self) -> dict[str, str]:
+        return {"token": self.rasa_token} if self.rasa_token else {}
 
 
 class ModelEngine:
@@ -210,7 +215,7 @@ class ModelEngine:
         async def one(text: str) -> dict[str, Any]:
             async with limit:
                 response = await self.http.post(f"{self.settings.rasa_url}/model/parse", json={"text": text},
-                                                 timeout=30)
+                                                 params=self.settings.api_params, timeout=30)
                 response.raise_for_status()
                 intent = response.json().get("intent") or {}
                 return {"intent": intent.get("name"), "confidence": intent.get("confidence")}
@@ -246,7 +251,8 @@ class ModelEngine:
         if latest is not None:
             return latest.model_path
         try:
-            status = (await self.http.get(f"{self.settings.rasa_url}/status", timeout=5)).json()
+            status = (await self.http.get(f"{self.settings.rasa_url}/status", params=self.settings.api_params,
+                                           timeout=5)).json()
         except (httpx.HTTPError, ValueError):
             return None
         name = str(status.get("model_file") or "")
@@ -262,7 +268,7 @@ class ModelEngine:
         async with self.coordination.lock("studio:activate", hold_seconds=600, wait_seconds=5):
             try:
                 response = await self.http.put(f"{self.settings.rasa_url}/model", json={"model_file": str(path)},
-                                               timeout=600)
+                                               params=self.settings.api_params, timeout=600)
             except httpx.HTTPError as exc:
                 raise ActivationFailed(f"the engine could not be reached: {exc}") from exc
             if response.status_code != 204:
@@ -289,10 +295,12 @@ class ModelEngine:
         return await self.activate(latest.previous_model_path, by, kind="rollback")
 
     async def _verify_serving(self, path: Path) -> None:
-        status = (await self.http.get(f"{self.settings.rasa_url}/status", timeout=10)).json()
+        status = (await self.http.get(f"{self.settings.rasa_url}/status", params=self.settings.api_params,
+                                  timeout=10)).json()
         if Path(str(status.get("model_file") or "")).name != path.name:
             raise ActivationFailed(f"the engine reports {status.get('model_file')!r}, not {path.name}")
-        parsed = await self.http.post(f"{self.settings.rasa_url}/model/parse", json={"text": "你好"}, timeout=30)
+        parsed = await self.http.post(f"{self.settings.rasa_url}/model/parse", json={"text": "你好"},
+                                     params=self.settings.api_params, timeout=30)
         if parsed.status_code != 200 or not (parsed.json().get("intent") or {}).get("name"):
             raise ActivationFailed("the new model did not classify a test message")
 

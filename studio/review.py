@@ -1,7 +1,7 @@
 """The review queue: what citizens said where the bot was unsure, grouped by similarity, for staff to act on.
 
 An item is a citizen's message whose turn had low intent confidence, ended in nlu_fallback or out_of_scope, was
-followed by a request for a person, or a question whose KB answer got a 👎. Items are masked (`studio.masking`),
+followed by a request for a person, or a question whose KB answer got a 👎. Items are masked (`gateway.privacy`),
 grouped by character-bigram Jaccard similarity (cheap, language-neutral: Chinese has no spaces), and handled once:
 added as an example, turned into a KB article, or dismissed (`ReviewDecision`, keyed per message).
 """
@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
 
+from gateway.privacy import mask_personal_data
 from gateway.storage import Database, Message
 from kb_retrieval.store import FeedbackRow
-from studio.masking import mask_personal_data
 from studio.models import ReviewDecision
 
 FALLBACK_INTENTS = ("nlu_fallback", "out_of_scope")

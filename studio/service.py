@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from fastapi import Depends, HTTPException, Request
 
 from gateway.coordination import LockTimeout
+from gateway.keys import installation_secret
 from gateway.services import Services, services_of
 from studio.engine_ops import EngineSettings, ModelEngine, default_paths
 from studio.project import ProjectError, TrainingProject
@@ -52,7 +53,8 @@ def build_studio(services: Services) -> Studio:
     review = ReviewQueue(services.db, settings.studio_confidence_threshold)
     models_dir, cache_dir = default_paths(settings.data_dir, settings.rasa_models_dir)
     engine = ModelEngine(
-        EngineSettings(settings.rasa_url.rstrip("/"), models_dir, cache_dir, settings.rasa_models_dir),
+        EngineSettings(settings.rasa_url.rstrip("/"), models_dir, cache_dir, settings.rasa_models_dir,
+                       rasa_token=installation_secret(settings.data_dir, "rasa.key", settings.rasa_token)),
         services.db, services.coordination, services.http, project, review,
     )
     return Studio(services, project, review, engine)

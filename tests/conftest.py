@@ -27,6 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_KB = ROOT.parent / "shared" / "kb" / "articles.jsonl"
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 ADMIN_TOKEN = "test-admin-token"
+# The secrets between the test gateways and the test Rasa (several gateways may share one Rasa).
+RASA_TOKEN = "test-rasa-token"
+ACTIONS_TOKEN = "test-actions-token"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -116,7 +119,8 @@ def rasa_model() -> Path:
 def gateway_env(port: int, rasa_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
     """A test gateway: the shared test KB, quick retries."""
     settings = {
-        "RASA_RETRY_SECONDS": "1", "KB_PATH": str(SHARED_KB), "LOG_LEVEL": "info", "ADMIN_TOKEN": ADMIN_TOKEN, **extra
+        "RASA_RETRY_SECONDS": "1", "KB_PATH": str(SHARED_KB), "LOG_LEVEL": "info", "ADMIN_TOKEN": ADMIN_TOKEN,
+        "RASA_TOKEN": RASA_TOKEN, "ACTIONS_TOKEN": ACTIONS_TOKEN, **extra,
     }
     return launch.gateway_env(port, rasa_url, data_dir, **settings)
 
@@ -129,12 +133,13 @@ def running_stack(rasa_model: Path, data_dir: Path, **extra_env: str) -> Iterato
 
     gateway_port, rasa_port = free_port(), free_port()
     base_url, rasa_url = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{rasa_port}"
-    rasa = server.start_rasa(rasa_model, rasa_port, f"{base_url}/actions/webhook", data_dir / "rasa.log")
+    rasa = server.start_rasa(rasa_model, rasa_port, f"{base_url}/actions/webhook", data_dir / "rasa.log",
+                             action_token=ACTIONS_TOKEN, rasa_token=RASA_TOKEN)
     env = gateway_env(gateway_port, rasa_url, data_dir, **extra_env)
     gateway = start_gateway(env, data_dir / "gateway.log")
     try:
         wait_http(f"{base_url}/healthz", 60, gateway)
-        server.wait_until_ready(rasa_url, 300, rasa)
+        server.wait_until_ready(rasa_url, 300, rasa, token=RASA_TOKEN)
         wait_http(f"{base_url}/readyz", 300, gateway)
         yield Stack(base_url, rasa_url, data_dir, gateway, rasa, env)
     except Exception:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Stack
+from tests.conftest import ADMIN_TOKEN, Stack
 
 pytestmark = pytest.mark.rasa
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -118,7 +118,8 @@ def test_operations_endpoints(stack: Stack) -> None:
     assert httpx.get(f"{stack.base_url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{stack.base_url}/readyz")
     assert ready.status_code == 200 and ready.json()["ready"] is True
-    metrics = httpx.get(f"{stack.base_url}/metrics").text
+    assert httpx.get(f"{stack.base_url}/metrics").status_code == 401  # scrapers present a token
+    metrics = httpx.get(f"{stack.base_url}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).text
     assert "gateway_inbound_messages_total" in metrics
     spec = httpx.get(f"{stack.base_url}/openapi.json").json()
     for path in ("/channels/rest/webhook", "/api/kb/search", "/healthz", "/readyz", "/metrics"):

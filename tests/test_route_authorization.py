@@ -17,12 +17,11 @@ from tests.handoff.support import inbox_app, inbox_settings
 
 # Public on purpose, each for a reason.
 PUBLIC = {
-    "/healthz", "/readyz", "/metrics",  # probes and the scraper
+    "/healthz", "/readyz",  # the orchestrator's probes (no personal data; /metrics takes a token)
     "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc",  # the API's description
     "/", "/webchat/{name}", "/channels/webchat/ws",  # the citizens' web chat
     "/channels/rest/webhook",  # trusted integrations (its own optional bearer token, REST_CHANNEL_TOKEN)
     "/api/kb/search",  # public, read-only, rate-limited
-    "/actions/webhook",  # Rasa calls the custom actions here
     "/inbox/login", "/inbox/static/{name}", "/api/inbox/login",  # how staff get in
     "/studio", "/studio/static/{name}",  # the studio page is its own login form; its data comes from /api/studio
     "/media/{name}",  # files agents send, for the citizen's channel: refused without a valid, unexpired signature

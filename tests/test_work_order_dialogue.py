@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Stack
+from tests.conftest import ADMIN_TOKEN, RASA_TOKEN, Stack
 
 pytestmark = pytest.mark.rasa
 NUMBER = re.compile(r"BJ-\d{8}-\d{4}")
@@ -67,7 +67,8 @@ def test_a_form_in_progress_survives_a_model_activation(stack: Stack, rasa_model
     citizen = Citizen(stack)
     reply, _, _ = citizen.say("解放路和人民路路口的路灯坏了三天了")
     assert "联系电话" in reply, reply
-    response = httpx.put(f"{stack.rasa_url}/model", json={"model_file": str(rasa_model)}, timeout=180)
+    response = httpx.put(f"{stack.rasa_url}/model", json={"model_file": str(rasa_model)},
+                         params={"token": RASA_TOKEN}, timeout=180)
     assert response.status_code == 204, response.text
     reply, _, _ = citizen.say("13812345678")
     assert "解放路和人民路路口" in reply and "13812345678" in reply, reply

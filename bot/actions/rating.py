@@ -28,6 +28,7 @@ _TEXT = {
         "bad": "感谢您的评价，很抱歉这次没有让您满意。我们会复核办理情况；如需进一步帮助，请发送“转人工”。",
         "refused": "抱歉，这条评价无法登记（工单不存在、不是您提交的，或尚未办结）。如需帮助，请发送“转人工”。",
         "unavailable": "抱歉，评价暂时无法登记，请稍后再试。",
+        "unverified": "抱歉，我们无法确认这条消息来自工单提交人本人，评价没有登记。请从您本人的邮箱或手机回复。",
     },
     "en": {
         "good": "Thank you for your rating!",
@@ -36,6 +37,8 @@ _TEXT = {
         "refused": "Sorry, I can't record this rating (the order doesn't exist, isn't yours, or isn't finished yet). "
         "Ask for a person if you need help.",
         "unavailable": "Sorry, ratings can't be recorded right now. Please try again later.",
+        "unverified": "Sorry, we could not confirm this message came from the person who filed the order, so the "
+        "rating was not recorded. Please reply from your own mailbox or phone.",
     },
 }
 
@@ -65,7 +68,12 @@ class ActionRateWorkOrder(Action):
         lang = turn_language(tracker)
         number = str(_entity(tracker, "work_order_number") or "").upper()
         score = _score(_entity(tracker, "score"))
-        contact_id = message_metadata(tracker).get("contact_id")
+        metadata = message_metadata(tracker)
+        contact_id = metadata.get("contact_id")
+        if metadata.get("sender_verified") is False:
+            logger.info("work_order.rating_refused", number=number, reason="sender_unverified")
+            dispatcher.utter_message(text=_TEXT[lang]["unverified"])
+            return []
         if self._desk is None:
             dispatcher.utter_message(text=_TEXT[lang]["unavailable"])
             return []

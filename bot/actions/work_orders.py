@@ -55,6 +55,8 @@ _TEXT = {
         "如需帮助，请发送“转人工”。",
         "none_yet": "没有找到您提交过的工单。如果有工单号（格式如 BJ-20261123-0007），请发给我查询。",
         "unavailable": "抱歉，工单系统暂时无法查询，请稍后再试，或发送“转人工”。",
+        "unverified": "抱歉，我们无法确认这条消息来自您本人（例如邮件未通过发件域验证），因此不能查询工单进度。"
+        "请从您本人的邮箱、手机短信或其他渠道再试，或发送“转人工”。",
     },
     "en": {
         "answer": "Work order {number}: {status}.\nDepartment: {department}\nLatest step: {step}\nExpected by: {due}",
@@ -64,6 +66,9 @@ _TEXT = {
         "none_yet": "I couldn't find any work order you've filed. If you have a number (like BJ-20261123-0007), "
         "send it to me.",
         "unavailable": "Sorry, work orders can't be looked up right now. Please try again later or ask for a person.",
+        "unverified": "Sorry, we could not confirm this message came from you (the mail did not pass its domain's "
+        "checks), so I can't show work-order progress. Please write from your own mailbox, by SMS or another "
+        "channel, or ask for a person.",
     },
 }
 
@@ -104,7 +109,12 @@ class ActionCheckWorkOrderStatus(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[dict[str, Any]]:
         lang = turn_language(tracker)
         number = work_order_number(tracker)
-        contact_id = message_metadata(tracker).get("contact_id")
+        metadata = message_metadata(tracker)
+        contact_id = metadata.get("contact_id")
+        if metadata.get("sender_verified") is False:
+            logger.info("work_order_status.refused", reason="sender_unverified")
+            dispatcher.utter_message(text=_TEXT[lang]["unverified"])
+            return []
         if self._desk is None:
             dispatcher.utter_message(text=_TEXT[lang]["unavailable"])
             return [SlotSet("work_order_id", number)] if number else []

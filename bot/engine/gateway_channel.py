@@ -18,7 +18,8 @@ custom-action response validation (action_result_validation.py).
 
 from __future__ import annotations
 
-import copy
+import hmac
+import os
 from asyncio import CancelledError
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -71,6 +72,14 @@ def summarize_turn(events: list[dict[str, Any]], message_id: str) -> dict[str, A
     return {"intent": intent_out, "slots_set": slots_set, "latest_action": latest_action}
 
 
+def authorized(header: str | None) -> bool:
+    """The gateway's bearer token, when the server was given one (RASA_TOKEN in its environment)."""
+    token = os.environ.get("RASA_TOKEN", "")
+    if not token:
+        return True  # an engine run by hand for debugging; make run and Compose always set it
+    return header is not None and hmac.compare_digest(header.encode(), f"Bearer {token}".encode())
+
+
 class GatewayInput(RestInput):
     """REST-shaped input channel that carries the gateway's metadata in and the turn's outcome out."""
 
@@ -95,6 +104,9 @@ class GatewayInput(RestInput):
 
         @gateway_webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
+            # Only the gateway may speak for citizens here (it vouches for contact_id): the installation's secret.
+            if not authorized(request.headers.get("authorization")):
+                return response.json({"error": "missing or wrong bearer token"}, status=401)
             body = request.json
             if not isinstance(body, dict) or not body.get("sender") or not isinstance(body.get("message"), str):
                 return response.json(
@@ -108,9 +120,9 @@ class GatewayInput(RestInput):
             try:
                 await on_new_message(message)
             except CancelledError:
-                logger.error("gateway_channel.timeout", sender_id=sender_id, text=copy.deepcopy(text))
+                logger.error("gateway_channel.timeout", sender_id=sender_id)  # never the citizen's words in a log
             except Exception:
-                logger.exception("gateway_channel.failure", sender_id=sender_id, text=copy.deepcopy(text))
+                logger.exception("gateway_channel.failure", sender_id=sender_id)
                 return response.json({"error": "the engine failed to handle the message"}, status=500)
 
             turn: dict[str, Any] = {"intent": None, "slots_set": {}, "latest_action": None}

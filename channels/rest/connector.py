@@ -30,8 +30,10 @@ class RestConnector:
     name = "rest"
     capabilities = Capabilities(buttons=True, images=True)
 
-    def __init__(self, token: str = "") -> None:
+    def __init__(self, token: str = "", trusted: bool = False) -> None:
         self.token = token
+        # A caller that proved the token may vouch for its citizens' phone numbers, if the operator says so.
+        self.trusted = trusted and bool(token)
 
     def verify(self, authorization: str | None) -> bool:
         if not self.token:
@@ -40,8 +42,11 @@ class RestConnector:
         return authorization is not None and hmac.compare_digest(authorization.encode(), expected.encode())
 
     def parse(self, request: RestRequest, idempotency_key: str | None = None) -> InboundMessage:
-        metadata = dict(request.metadata or {})
-        message_id = idempotency_key or metadata.pop("message_id", None)
+        """The caller's metadata is kept as data under `client`: nothing in it is identity or a channel fact (no
+        verified phone, contact, thread or opt-out), unless a trusted integration vouches for a phone."""
+        client = dict(request.metadata or {})
+        message_id = idempotency_key or client.pop("message_id", None)
+        verified_phone = client.pop("verified_phone", None) if self.trusted else None
         text = request.message
         # A Rasa-style payload ("/intent{...}") is a pressed button: keep it as the payload, show it as text.
         reply_payload = text if text.startswith("/") else None
@@ -49,10 +54,12 @@ class RestConnector:
             channel=self.name,
             channel_account="default",
             external_user_id=request.sender,
+            # Scoped to the sender by the pipeline: another sender's key is another message.
             external_message_id=str(message_id) if message_id is not None else None,
             text=text,
             reply_payload=reply_payload,
-            metadata=metadata,
+            metadata={"client": client} if client else {},
+            verified_phone=str(verified_phone) if isinstance(verified_phone, str | int) and verified_phone else None,
         )
 
     def render(self, recipient_id: str, outbound: OutboundMessage, meta: dict[str, Any]) -> dict[str, Any]:

@@ -1,26 +1,31 @@
-"""HTTP route of the REST channel."""
+"""HTTP route of the REST channel. The caller is checked (token, then rate) before the body is parsed."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from channels.base import OutboundMessage
 from channels.rest.connector import RestConnector, RestRequest
 from gateway.services import Services, services_of
 
 
-def build_router(connector: RestConnector) -> APIRouter:
+def build_router(connector: RestConnector, rate_per_minute: int = 0) -> APIRouter:
     router = APIRouter(tags=["channels"])
 
     @router.post(
         "/channels/rest/webhook",
         summary="Send a citizen's message; get the bot's replies for this turn (Rasa REST style, with meta)",
-        responses={401: {"description": "Missing or wrong bearer token"}},
+        responses={401: {"description": "Missing or wrong bearer token"},
+                   429: {"description": "Too many turns from this address"}},
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": RestRequest.model_json_schema()}}}},
     )
     async def rest_webhook(
-        body: RestRequest,
+        request: Request,
         response: Response,
         authorization: str | None = Header(default=None),
         idempotency_key: str | None = Header(default=None, max_length=256),
@@ -28,6 +33,18 @@ def build_router(connector: RestConnector) -> APIRouter:
     ) -> list[dict[str, Any]]:
         if not connector.verify(authorization):
             raise HTTPException(status_code=401, detail="missing or wrong bearer token")
+        # An open channel (no token) is held to a rate per address; a trusted integration speaks for many citizens.
+        if rate_per_minute and not connector.token:
+            client = request.client.host if request.client else "unknown"
+            if not await services.coordination.allow(f"rest:{client}", rate_per_minute, 60):
+                raise HTTPException(status_code=429, detail="too many turns from this address; slow down",
+                                    headers={"Retry-After": "60"})
+        try:
+            body = RestRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            # The same 422 shape as every other route's body (never echoing the input back).
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_input=False)]
+            raise RequestValidationError(errors) from None
         inbound = connector.parse(body, idempotency_key)
         outcome = await services.pipeline.handle(inbound)
         # While a person has the conversation the bot says nothing (an empty list); the status still travels here.

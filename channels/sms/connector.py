@@ -153,7 +153,7 @@ class SmsConnector:
             mime = form.get(f"MediaContentType{i}") or None
             kind = MEDIA_KINDS.get((mime or "").split("/", 1)[0], "file")
             attachments.append(Attachment(kind=kind, url=url, mime=mime))  # type: ignore[arg-type]
-        metadata: dict[str, Any] = {"verified_phone": sender}  # the carrier vouches for the sender's number
+        metadata: dict[str, Any] = {}
         opt_out_type = (form.get("OptOutType") or "").lower()
         if opt_out_type in ("stop", "start"):
             metadata["vendor_opt_out"] = opt_out_type
@@ -166,6 +166,7 @@ class SmsConnector:
             attachments=tuple(attachments),
             metadata=metadata,
             raw=dict(form),
+            verified_phone=sender or None,  # the carrier vouches for the sender's number (on a request Twilio signed)
         )
 
     # -- render -------------------------------------------------------------------------------------------------------

@@ -143,11 +143,14 @@ class TelegramConnector:
         if msg.location is not None:
             location = Location(msg.location.latitude, msg.location.longitude,
                                 msg.venue.title if msg.venue is not None else None)
+        verified_phone = None
         if msg.contact is not None:
             metadata["shared_phone"] = msg.contact.phone_number
-            # Only the user's own contact is verified (Telegram checked the number); someone else's is just data.
-            if msg.from_user is not None and msg.contact.user_id == msg.from_user.id:
-                metadata["verified_phone"] = msg.contact.phone_number
+            # Only the user's own contact in a private chat is verified (Telegram checked the number and the chat is
+            # that user's alone); someone else's contact, or one shared in a group, is just data.
+            if (msg.from_user is not None and msg.contact.user_id == msg.from_user.id
+                    and msg.chat.type == "private"):
+                verified_phone = msg.contact.phone_number
         return ParsedUpdate(InboundMessage(
             channel=self.name,
             channel_account=self.channel_account,
@@ -160,6 +163,7 @@ class TelegramConnector:
             reply_payload=reply_payload,
             metadata=metadata,
             raw=data,
+            verified_phone=verified_phone,
         ))
 
     # -- render -------------------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def build_router(connector: TelegramConnector) -> APIRouter:
             if not isinstance(data, dict):
                 raise UnparseableUpdate("not an object")
             parsed = connector.parse(data)
-        except (ValueError, UnparseableUpdate) as exc:
+        except (ValueError, RecursionError, UnparseableUpdate) as exc:
             log.warning("telegram.unparseable", error=str(exc)[:200])
             return Response(status_code=200)  # an error would make Telegram redeliver it forever
         if parsed.message is not None:

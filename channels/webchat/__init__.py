@@ -1,7 +1,8 @@
 """The web chat: an embeddable widget (one script tag) talking to the gateway over a WebSocket.
 
-The browser keeps a random session id (its identity), gets the conversation's history on every (re)connect, and
-receives the bot's and agents' messages and a typing indicator as they happen.
+On connecting the browser says hello with the session the server issued it earlier (signed, 128 random bits; kept in
+localStorage) and gets it back, or a new one when it had none or it was not genuine; then the conversation's history,
+and the bot's and agents' messages and a typing indicator as they happen. The session never travels in the URL.
 """
 
 from channels.webchat.connector import WebchatConnector, WebchatFrame

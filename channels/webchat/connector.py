@@ -1,16 +1,27 @@
-"""The web chat's four parts: verify (a well-formed session id, a rate limit), parse (a socket frame), render (the
-widget's message shape), send (publish to the conversation's topic; the socket forwards it)."""
+"""The web chat's four parts: verify (a session the server issued and signed, an allowed page origin), parse (a socket
+frame), render (the widget's message shape), send (publish to the conversation's topic; the socket forwards it).
+
+A browser never chooses its identity: on connecting it presents the session it was given earlier (`hello`), and a
+missing, made-up or altered one gets a new, empty session. A session is 128 random bits and an HMAC over them with
+the installation's key, so it cannot be guessed, forged or edited into someone else's.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
+import secrets
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
 from channels.base import Capabilities, InboundMessage
 
-SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # the identity part; the server issues 22 characters (128 bits)
+SIGNATURE_CHARACTERS = 32
 
 
 class WebchatFrame(BaseModel):
@@ -24,8 +35,47 @@ class WebchatConnector:
     name = "webchat"
     capabilities = Capabilities(buttons=True, images=True, max_text_length=4000)
 
-    def verify(self, session_id: str) -> bool:
-        return bool(SESSION_ID.match(session_id))
+    def __init__(self, session_key: bytes, allowed_origins: tuple[str, ...] = ()) -> None:
+        self._key = session_key
+        self.allowed_origins = frozenset(o.rstrip("/").lower() for o in allowed_origins if o)
+
+    # -- verify -------------------------------------------------------------------------------------------------------
+
+    def _signature(self, session_id: str) -> str:
+        mac = hmac.new(self._key, f"webchat-session:{session_id}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).decode()[:SIGNATURE_CHARACTERS]
+
+    def issue(self, session_id: str | None = None) -> str:
+        """A new session token `<id>.<signature>` (the id is the visitor's identity on this channel)."""
+        session_id = session_id or secrets.token_urlsafe(16)
+        return f"{session_id}.{self._signature(session_id)}"
+
+    def verify(self, token: object) -> str | None:
+        """The session id inside a token this server issued, or None (absent, malformed, forged or altered)."""
+        if not isinstance(token, str) or len(token) > 128:
+            return None
+        session_id, _, signature = token.partition(".")
+        if not SESSION_ID.match(session_id) or len(signature) != SIGNATURE_CHARACTERS:
+            return None
+        if not hmac.compare_digest(signature.encode(), self._signature(session_id).encode()):
+            return None
+        return session_id
+
+    def origin_allowed(self, origin: str | None, host: str | None, own_base_url: str) -> bool:
+        """A page may open the socket from the gateway's own origin or an operator-listed one. No Origin header:
+        not a browser (browsers always send it on WebSockets), so there is no victim's page to protect."""
+        if origin is None:
+            return True
+        origin = origin.rstrip("/").lower()
+        if "*" in self.allowed_origins or origin in self.allowed_origins:
+            return True
+        own = urlsplit(own_base_url)
+        if origin == f"{own.scheme}://{own.netloc}".lower():
+            return True
+        parts = urlsplit(origin)
+        return bool(host) and parts.netloc == (host or "").lower()
+
+    # -- parse --------------------------------------------------------------------------------------------------------
 
     def parse(self, session_id: str, frame: WebchatFrame, user_agent: str | None = None) -> InboundMessage:
         metadata: dict[str, Any] = {}

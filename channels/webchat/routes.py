@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -25,6 +25,8 @@ log = structlog.get_logger(__name__)
 HERE = Path(__file__).resolve().parent
 VISIBLE_SENDERS = ("citizen", "bot", "agent", "system")
 MESSAGES_PER_MINUTE = 30
+MESSAGES_PER_MINUTE_PER_IP = 120  # several visitors may share an address (an office, a carrier's NAT)
+HELLO_SECONDS = 20.0  # a socket that does not say hello in this time is closed
 
 
 async def _conversation_of(services: Services, session_id: str) -> str | None:
@@ -60,15 +62,30 @@ def build_router(connector: WebchatConnector) -> APIRouter:
         return FileResponse(HERE / "static" / name, media_type=media, headers={"Cache-Control": "no-cache"})
 
     @router.websocket("/channels/webchat/ws")
-    async def socket(websocket: WebSocket, session_id: str = Query(default="")) -> None:
+    async def socket(websocket: WebSocket) -> None:
         services = services_of_socket(websocket)
-        if not connector.verify(session_id):
-            await websocket.close(code=1008, reason="session_id must be 8-64 letters, digits, - or _")
+        origin = websocket.headers.get("origin")
+        if not connector.origin_allowed(origin, websocket.headers.get("host"), services.settings.base_url):
+            log.warning("webchat.origin_refused")
+            await websocket.close(code=1008, reason="pages of this origin may not open the web chat")
             return
         await websocket.accept()
         services.metrics.webchat_sockets.inc()
         user_agent = websocket.headers.get("user-agent")
+        client = websocket.client.host if websocket.client else "unknown"
         try:
+            try:
+                first = await asyncio.wait_for(websocket.receive_text(), HELLO_SECONDS)
+            except TimeoutError:
+                await websocket.close(code=1008, reason="send {type: hello} first")
+                return
+            token, pending = _hello(first)
+            session_id = connector.verify(token)
+            if session_id is None:  # none, made up or altered: a new, empty session
+                token = connector.issue()
+                session_id = connector.verify(token)
+                assert session_id is not None
+            await websocket.send_json({"type": "session", "session": token})
             async with AsyncExitStack() as stack:
                 forwarder: asyncio.Task[None] | None = None
                 conversation_id = await _conversation_of(services, session_id)
@@ -84,7 +101,8 @@ def build_router(connector: WebchatConnector) -> APIRouter:
                 await _send_history(websocket, services, conversation_id)
                 try:
                     while True:
-                        raw = await websocket.receive_text()
+                        raw = pending if pending is not None else await websocket.receive_text()
+                        pending = None
                         frame = _parse_frame(raw)
                         if isinstance(frame, FrameError):
                             await websocket.send_json(
@@ -92,9 +110,11 @@ def build_router(connector: WebchatConnector) -> APIRouter:
                                  "client_id": frame.client_id}
                             )
                             continue
-                        if not await services.coordination.allow(
+                        # Per visitor and per address: a stranger minting sessions is held back too.
+                        allowed = await services.coordination.allow(
                             f"webchat:{session_id}", MESSAGES_PER_MINUTE, 60
-                        ):
+                        ) and await services.coordination.allow(f"webchat-ip:{client}", MESSAGES_PER_MINUTE_PER_IP, 60)
+                        if not allowed:
                             await websocket.send_json(
                                 {"type": "error", "reason": "rate_limited", "detail": "too many messages",
                                  "client_id": frame.client_id}
@@ -130,10 +150,22 @@ class FrameError:
     client_id: str | None = None
 
 
+def _hello(raw: str) -> tuple[object, str | None]:
+    """The session token a `{"type": "hello", "session": …}` frame presents; any other first frame presents none
+    and is handled as a message afterwards."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):  # not JSON, a number of thousands of digits, nesting too deep
+        return None, raw
+    if isinstance(data, dict) and data.get("type") == "hello":
+        return data.get("session"), None
+    return None, raw
+
+
 def _parse_frame(raw: str) -> WebchatFrame | FrameError:
     try:
         data = json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, a number of thousands of digits, nesting too deep
         return FrameError("invalid", "not JSON")
     client_id = data.get("client_id") if isinstance(data, dict) else None
     client_id = client_id if isinstance(client_id, str) and len(client_id) <= 64 else None

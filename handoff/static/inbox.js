@@ -16,7 +16,8 @@
       csat: '今日满意度', open_per_agent: '各坐席处理中', none: '无', status_change: '状态', csat_event: '满意度评分',
       assign: '分配', to_dept: '转到部门：', empty: '没有会话', attachments: '附件', file_work_order: '登记工单',
       wo_report: '报修', wo_complaint: '投诉', wo_consultation: '咨询', wo_suggestion: '建议', file: '提交',
-      p_channel: '渠道', p_department: '部门', p_description: '问题描述', p_location: '地点', p_note: '内部备注（市民看不到）', attach: '发送文件'},
+      p_channel: '渠道', p_department: '部门', p_description: '问题描述', p_location: '地点', p_note: '内部备注（市民看不到）', attach: '发送文件',
+      dead_letter: '机器人多次处理失败，请人工处理', unverified: '发件人未验证'},
     en: {title: 'Agent inbox', online: 'Online', logout: 'Log out', f_active: 'Waiting + open', s_pending: 'Waiting',
       s_open: 'Open', s_resolved: 'Resolved', s_bot: 'Bot', f_everyone: 'Everyone', f_mine: 'Mine',
       f_unassigned: 'Unassigned', claim: 'Claim', resolve: 'Resolve', hand_back: 'Hand back to bot', send: 'Send',
@@ -29,7 +30,8 @@
       file_work_order: 'File a work order', wo_report: 'Report', wo_complaint: 'Complaint',
       wo_consultation: 'Consultation', wo_suggestion: 'Suggestion', file: 'File', p_channel: 'channel',
       p_department: 'department', p_description: 'What is wrong', p_location: 'Where',
-      p_note: 'Private note (the citizen never sees it)', attach: 'Send file'},
+      p_note: 'Private note (the citizen never sees it)', attach: 'Send file',
+      dead_letter: 'The bot failed on this message: please handle it', unverified: 'sender not verified'},
   }[lang];
   const $ = (id) => document.getElementById(id);
   const el = (tag, attrs = {}, ...children) => {
@@ -98,8 +100,10 @@
       const who = item.from === 'agent' && item.agent ? `${T.agent} ${item.agent}` : (T[item.from] || item.from);
       const node = el('li', {class: 'msg ' + item.from, 'data-testid': 'history-message', 'data-from': item.from},
         el('div', {class: 'meta'}, `${who} · ${time(item.created_at)}`,
-          item.delivery_state === 'failed' ? el('span', {class: 'failed'}, ' ✖') : null),
-        el('div', {class: 'text'}, item.text || ''));
+          item.delivery_state === 'failed' ? el('span', {class: 'failed'}, ' ✖') : null,
+          item.sender_verified === false ? el('span', {class: 'failed', 'data-testid': 'unverified'}, ` ⚠ ${T.unverified}`) : null),
+        el('div', {class: 'text'}, item.text || ''),
+        item.turn_state === 'failed' ? el('div', {class: 'failed', role: 'alert', 'data-testid': 'dead-letter'}, T.dead_letter) : null);
       if (item.image) node.append(el('img', {src: item.image, alt: '', class: 'image'}));
       if (item.buttons && item.buttons.length) {
         node.append(el('div', {class: 'buttons'}, ...item.buttons.map((b) => el('span', {class: 'button', title: b.payload}, b.title))));

@@ -1,7 +1,7 @@
-// The content studio's page logic: plain JS over /api/studio and /api/kb. Texts come from the server (window.STUDIO.t).
+// The content studio's page logic: plain JS over /api/studio and /api/kb. Texts come from the server (the page's #studio-config JSON).
 (function () {
   "use strict";
-  const S = window.STUDIO, t = S.t;
+  const S = JSON.parse(document.getElementById('studio-config').textContent), t = S.t;
   let token = sessionStorage.getItem("studio-token") || "";
   let csrf = S.csrf || "";
   let intentNames = [];

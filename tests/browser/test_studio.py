@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.conftest import ADMIN_TOKEN, ROOT, running_stack
+from tests.conftest import ADMIN_TOKEN, RASA_TOKEN, ROOT, running_stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.rasa]
 
@@ -118,5 +118,5 @@ async def test_editor_turns_an_unsure_message_into_a_live_model(studio_stack: St
         rolled = await http.post("/api/studio/rollback")
         assert rolled.status_code == 200, rolled.text
         assert rolled.json()["kind"] == "rollback" and not rolled.json()["model"].startswith("studio-")
-        status = (await http.get(f"{studio_stack.rasa_url}/status")).json()
+        status = (await http.get(f"{studio_stack.rasa_url}/status", params={"token": RASA_TOKEN})).json()
         assert not Path(status["model_file"]).name.startswith("studio-")

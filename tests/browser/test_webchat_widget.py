@@ -21,6 +21,7 @@ pytestmark = pytest.mark.browser
 
 WEBCHAT = Path(__file__).resolve().parents[2] / "channels" / "webchat"
 ORIGIN = "http://city.test"
+ISSUED_SESSION = "Qm9ndXNTZXNzaW9uSWQx.c2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJl"
 MESSAGE = "[data-testid=chat-message]"
 CITIZEN = '[data-testid=chat-message][data-from="citizen"]'
 BOT = '[data-testid=chat-message][data-from="bot"]'
@@ -47,13 +48,22 @@ class FakeGateway:
         self.frames: list[dict[str, Any]] = []
         self.history: list[dict[str, Any]] = []
         self.send_history = True
+        self.hellos: list[str | None] = []
 
     def handle(self, ws: WebSocketRoute) -> None:
         self.connections.append(ws)
         self.urls.append(ws.url)
-        ws.on_message(lambda raw: self.frames.append(json.loads(raw)))
-        if self.send_history:
-            ws.send(json.dumps({"type": "history", "messages": self.history}))
+
+        def on_message(raw: str | bytes) -> None:
+            frame = json.loads(raw)
+            self.frames.append(frame)
+            if frame.get("type") == "hello":  # the server's answer: the session (kept, or a new one), then history
+                self.hellos.append(frame.get("session"))
+                ws.send(json.dumps({"type": "session", "session": frame.get("session") or ISSUED_SESSION}))
+                if self.send_history:
+                    ws.send(json.dumps({"type": "history", "messages": self.history}))
+
+        ws.on_message(on_message)
 
     @property
     def live(self) -> WebSocketRoute:
@@ -89,7 +99,7 @@ async def chat(browser: Browser) -> AsyncIterator[tuple[Page, FakeGateway]]:
     context = await browser.new_context(locale="en-US", viewport={"width": 390, "height": 844})
     gateway = FakeGateway()
     await context.route(f"{ORIGIN}/**", serve_repo_file)
-    await context.route_web_socket(re.compile(r"/channels/webchat/ws\?"), gateway.handle)
+    await context.route_web_socket(re.compile(r"/channels/webchat/ws$"), gateway.handle)
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -118,14 +128,18 @@ async def type_and_send(page: Page, text: str) -> None:
     await box.press("Enter")
 
 
-async def test_socket_url_comes_from_the_script_src_with_a_stable_session(chat: tuple[Page, FakeGateway]) -> None:
+async def test_socket_url_comes_from_the_script_src_and_the_server_issues_the_session(
+    chat: tuple[Page, FakeGateway],
+) -> None:
     page, gateway = chat
-    session = await page.evaluate("localStorage.getItem('bjchat.session')")
-    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", session)
-    assert gateway.urls[0] == f"ws://city.test/channels/webchat/ws?session_id={session}"
+    # No session in the URL (access logs); the first hello has none, the server issues one, the widget keeps it.
+    assert gateway.urls[0] == "ws://city.test/channels/webchat/ws"
+    await eventually(lambda: gateway.hellos, [None])
+    await page.wait_for_function(f"localStorage.getItem('bjchat.session') === {json.dumps(ISSUED_SESSION)}")
     await page.reload()
     await expect(page.get_by_test_id("chat-status")).to_have_attribute("data-state", "open")
     assert gateway.urls[-1] == gateway.urls[0]
+    await eventually(lambda: gateway.hellos, [None, ISSUED_SESSION])
 
 
 async def test_sent_message_shows_at_once_and_the_echo_marks_it_delivered(chat: tuple[Page, FakeGateway]) -> None:

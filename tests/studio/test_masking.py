@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from studio.masking import EMAIL_MASK, ID_CARD_MASK, PHONE_MASK, mask_personal_data
+from gateway.privacy import EMAIL_MASK, ID_CARD_MASK, PHONE_MASK, mask_personal_data
 
 
 @pytest.mark.parametrize(

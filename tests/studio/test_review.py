@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from gateway.privacy import PHONE_MASK
 from gateway.storage import Database
 from kb_retrieval.store import ArticleStore
-from studio.masking import PHONE_MASK
 from studio.review import QueueItem, ReviewQueue, group_items, order_groups
 from tests.studio.support import conversation, log_turns
 

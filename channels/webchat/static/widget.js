@@ -7,8 +7,9 @@
  *           data-title-zh="滨江市政务服务" data-title-en="Binjiang City Services" data-open="true"></script>
  *
  * Plain JavaScript, no build step, no dependencies. Talks the web chat wire protocol over
- * ws(s)://<origin>/channels/webchat/ws?session_id=<id>: history on connect, message echo by client_id,
- * typing on/off, error. Message text is only ever inserted as text nodes (never innerHTML): it is untrusted.
+ * ws(s)://<origin>/channels/webchat/ws: the widget says hello with the session the server issued it before
+ * (never in the URL), the server answers with that session or a new one, then history, message echo by
+ * client_id, typing on/off, error. Message text is only ever inserted as text nodes (never innerHTML): it is untrusted.
  */
 (function () {
   'use strict';
@@ -262,7 +263,8 @@
     sentThisSocket: {} // client_id -> true: the outbox is sent once per connection
   };
 
-  function outboxKey() { return 'bjchat.outbox.' + state.sessionId; }
+  // Per tab, not per session: what was typed is still sent if the server had to issue a new session.
+  function outboxKey() { return 'bjchat.outbox'; }
 
   // The outbox lives in sessionStorage: it survives a reload of this tab (nothing typed is lost) without
   // another tab of the same session sending it too.
@@ -280,15 +282,16 @@
     else session.remove(outboxKey());
   }
 
-  function ensureSession() {
-    if (state.sessionId) return state.sessionId;
-    var id = local.get(SESSION_KEY);
-    if (!id || !/^[A-Za-z0-9-]{8,64}$/.test(id)) {
-      id = uuid();
-      local.set(SESSION_KEY, id);
-    }
-    state.sessionId = id;
-    return id;
+  // The session is the server's to issue (signed, unguessable); the widget only keeps and presents it.
+  function storedSession() {
+    var token = local.get(SESSION_KEY);
+    return token && /^[A-Za-z0-9_.-]{8,128}$/.test(token) ? token : null;
+  }
+
+  function onSession(token) {
+    if (typeof token !== 'string' || !token) return;
+    state.sessionId = token;
+    local.set(SESSION_KEY, token);
   }
 
   // ---------------------------------------------------------------- DOM
@@ -621,7 +624,6 @@
 
   function sendCitizenMessage(text, payload) {
     text = String(text).slice(0, MAX_TEXT);
-    ensureSession();
     var item = { type: 'message', text: text, client_id: uuid(), created_at: new Date().toISOString() };
     if (payload !== null && payload !== undefined) item.payload = payload;
     var outbox = loadOutbox();
@@ -745,7 +747,8 @@
     var frame;
     try { frame = JSON.parse(event.data); } catch (e) { return; }
     if (!frame || typeof frame !== 'object') return;
-    if (frame.type === 'history') onHistory(frame.messages);
+    if (frame.type === 'session') onSession(frame.session);
+    else if (frame.type === 'history') onHistory(frame.messages);
     else if (frame.type === 'message') onMessage(frame.message);
     else if (frame.type === 'typing') setTyping(!!frame.on);
     else if (frame.type === 'error') onError(frame);
@@ -755,7 +758,7 @@
 
   function socketUrl() {
     var scheme = gatewayBase.protocol === 'https:' ? 'wss:' : 'ws:';
-    return scheme + '//' + gatewayBase.host + '/channels/webchat/ws?session_id=' + encodeURIComponent(ensureSession());
+    return scheme + '//' + gatewayBase.host + '/channels/webchat/ws';
   }
 
   function connect() {
@@ -775,6 +778,9 @@
     state.sentThisSocket = {};
     sock.onopen = function () {
       if (state.socket !== sock) return;
+      try {
+        sock.send(JSON.stringify({ type: 'hello', session: state.sessionId || storedSession() }));
+      } catch (e) { /* the close handler reconnects */ }
       state.everConnected = true;
       setStatus('open');
       clearTimeout(state.historyTimer);
@@ -810,7 +816,7 @@
 
   // Back online or back in view: do not wait out the backoff.
   function reconnectNow() {
-    if (!state.sessionId || state.socket) return;
+    if (!state.everConnected || state.socket) return;
     state.attempts = 0;
     connect();
   }
@@ -851,7 +857,7 @@
     var autoOpen = dataset.open === 'true' || dataset.open === '';
     // A returning citizen (known session) connects at once so agent replies arrive even with the panel shut;
     // a first-time visitor opens no socket until they open the chat.
-    var known = !!local.get(SESSION_KEY);
+    var known = !!storedSession();
     if ((autoOpen && wasOpen !== '0') || wasOpen === '1') open(false);
     else if (known) connect();
   }
