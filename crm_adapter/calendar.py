@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
+from gateway.clock import utc
+
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
 
@@ -159,6 +161,4 @@ class WorkingCalendar:
         return total
 
     def _local(self, moment: datetime) -> datetime:
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)  # the database hands back naive UTC on SQLite
-        return moment.astimezone(self.tz)
+        return utc(moment).astimezone(self.tz)

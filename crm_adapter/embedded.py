@@ -17,7 +17,7 @@ change to Request Tracker there); if it raises, nothing is changed here either.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -58,22 +58,13 @@ from crm_adapter.workflow import (
     check_transition,
     dispatch_target,
 )
+from gateway.clock import utc, utc_now, utc_or_none
 from gateway.storage import Contact, Database
 
 log = structlog.get_logger(__name__)
 
 
-def utc(moment: datetime) -> datetime:
-    """Aware UTC (SQLite hands back naive datetimes, which we always wrote as UTC)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
-
-def _utc_or_none(moment: datetime | None) -> datetime | None:
-    return None if moment is None else utc(moment)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Mirror(Protocol):
@@ -123,7 +114,7 @@ def order_record(order: WorkOrder, steps: list[WorkOrderStep] | None = None) -> 
         due_at=utc(order.due_at),
         created_at=utc(order.created_at),
         updated_at=utc(order.updated_at),
-        resolved_at=_utc_or_none(order.resolved_at),
+        resolved_at=utc_or_none(order.resolved_at),
         external_ref=order.external_ref,
         duplicate_of=order.duplicate_of,
         report_count=order.report_count,
@@ -146,7 +137,7 @@ class EmbeddedBackend:
         *,
         number_prefix: str = "BJ",
         timezone: str = "Asia/Shanghai",
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utc_now,
         mirror: Mirror | None = None,
     ) -> None:
         self.db = db

@@ -13,7 +13,8 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gateway.storage.models import Base, _now
+from gateway.clock import utc_now
+from gateway.storage.models import Base
 
 # Statuses in which an order is still somebody's job; the overdue query and the SLA watcher look only at
 # these.
@@ -65,8 +66,8 @@ class WorkOrder(Base):
     priority: Mapped[str] = mapped_column(String(8), default="normal")
     status: Mapped[str] = mapped_column(String(16), default="new")
     due_at: Mapped[datetime]
-    created_at: Mapped[datetime] = mapped_column(default=_now)
-    updated_at: Mapped[datetime] = mapped_column(default=_now)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
     resolved_at: Mapped[datetime | None]
     external_ref: Mapped[str | None] = mapped_column(String(64))  # the RT ticket id when RT is the backend
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("work_orders.id", ondelete="SET NULL"))
@@ -94,7 +95,7 @@ class WorkOrderStep(Base):
     from_department: Mapped[str | None] = mapped_column(String(48))
     to_department: Mapped[str | None] = mapped_column(String(48))
     note: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=_now)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
 class WorkOrderSequence(Base):
@@ -117,7 +118,7 @@ class WorkOrderAlert(Base):
     work_order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id", ondelete="CASCADE"))
     level: Mapped[str] = mapped_column(String(16))  # reminder, overdue
     due_at: Mapped[datetime]
-    created_at: Mapped[datetime] = mapped_column(default=_now)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
 class SyncCursor(Base):
@@ -128,4 +129,4 @@ class SyncCursor(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(64))
-    updated_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)

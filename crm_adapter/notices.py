@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from channels.base import Button, OutboundMessage
 from crm_adapter.backend import Change, WorkOrderNotFound, WorkOrderRecord
 from crm_adapter.embedded import EmbeddedBackend
 from crm_adapter.routing import DepartmentInfo
+from gateway.message import Button, OutboundMessage
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,6 +41,7 @@ from crm_adapter.workflow import (
     Role,
     Status,
 )
+from gateway.clock import utc_now
 from gateway.storage import Database
 
 log = structlog.get_logger(__name__)
@@ -48,9 +49,6 @@ log = structlog.get_logger(__name__)
 BOT = Actor("bot", Role.BOT)
 RT_BACKOFF_MAX_SECONDS = 600.0  # the longest wait between two tries while Request Tracker does not answer
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 DISSATISFIED_AT_MOST = 2  # a 回访 score this low reopens the order (不满意 is 1)
@@ -95,7 +93,7 @@ class WorkOrderService:
     router: Router
     sla: SlaPolicy
     config: CrmConfig = field(default_factory=CrmConfig)
-    clock: Callable[[], datetime] = _now
+    clock: Callable[[], datetime] = utc_now
     publish: Publish | None = None
     duplicate_window: timedelta = timedelta(days=1)
     notifier: CitizenNotifier | None = None  # set by notify_citizens(); runs with run_background()
@@ -344,7 +342,7 @@ async def build_work_orders(
     *,
     http: httpx.AsyncClient | None = None,
     publish: Publish | None = None,
-    clock: Callable[[], datetime] = _now,
+    clock: Callable[[], datetime] = utc_now,
 ) -> WorkOrderService:
     """Build the work-order service from the gateway's settings: load routing and commitments, pick the
     backend,

@@ -15,9 +15,6 @@ from bot.actions import build_executor
 from channels.email.poller import build_poller
 from channels.rest import RestConnector
 from channels.rest.routes import build_router as rest_router
-from channels.slack import SlackDesk
-from channels.slack import build_router as slack_router
-from channels.slack.actions import HandoffDeskActions
 from channels.sms.routes import build_router as sms_router
 from channels.telegram.routes import build_router as telegram_router
 from channels.webchat import WebchatConnector
@@ -36,6 +33,9 @@ from gateway.settings import Settings
 from gateway.workers import retry_waiting_turns
 from handoff import api as inbox_api
 from handoff import pages as inbox_pages
+from handoff.slack import SlackDesk
+from handoff.slack import build_router as slack_router
+from handoff.slack.actions import HandoffDeskActions
 from handoff.wiring import build_handoff
 from kb_retrieval import api as kb_api
 from kb_retrieval.service import ActionSearch, KnowledgeService, KnowledgeSettings

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql import column, table
 
+from gateway.clock import utc
 from gateway.outbox import ChannelOptOut  # the opt-out table lives with the outbox
 from gateway.pipeline import Intercept
 from gateway.storage import Contact, Conversation, Database, Message
@@ -98,12 +99,7 @@ async def merge_by_phone(db: Database, contact_id: str, phone: str) -> str:
 
 
 def _older(a: Contact, b: Contact) -> bool:
-    ca, cb = a.created_at, b.created_at
-    if ca.tzinfo is None:
-        ca = ca.replace(tzinfo=UTC)
-    if cb.tzinfo is None:
-        cb = cb.replace(tzinfo=UTC)
-    return (ca, a.id) <= (cb, b.id)
+    return (utc(a.created_at), a.id) <= (utc(b.created_at), b.id)
 
 
 async def _move_opt_outs(session: AsyncSession, from_id: str, into_id: str) -> None:

@@ -21,7 +21,7 @@ import random
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
@@ -41,15 +41,16 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from channels.base import Button, Capabilities, DeliveryResult, OutboundMessage
 from channels.email.connector import EmailConnector, EmailSettings
-from channels.outbound import match_reply
 from channels.sms.connector import SmsConnector, SmsSettings
 from channels.telegram.connector import TelegramConnector, TelegramSettings
 from channels.wechat.connector import WeChatConnector
+from gateway.clock import utc, utc_now
 from gateway.coordination import Coordination
+from gateway.message import Button, Capabilities, DeliveryResult, OutboundMessage
 from gateway.metrics import Metrics
 from gateway.pipeline import Intercept, Pipeline, message_view
+from gateway.rendering import match_reply
 from gateway.settings import Settings
 from gateway.storage import ChannelIdentity, Conversation, Database, Message, earlier_inbound_payload
 from gateway.storage.models import Base
@@ -65,12 +66,6 @@ ACTIVE_STATES = ("queued", "sending")
 _RANK = {"queued": 0, "sending": 0, "sent": 1, "delivered": 2, "failed": 2}
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class OutboxRow(Base):
@@ -93,11 +88,11 @@ class OutboxRow(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     external_id: Mapped[str | None] = mapped_column(String(256))
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -110,7 +105,7 @@ class ChannelOptOut(Base):
     channel: Mapped[str] = mapped_column(String(32), primary_key=True)
     opted_out: Mapped[bool] = mapped_column(Boolean)
     source: Mapped[str] = mapped_column(String(32))  # keyword, vendor
-    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class PushConnector(Protocol):
@@ -185,7 +180,7 @@ async def set_opt_out(db: Database, contact_id: str, channel: str, opted_out: bo
             return True
         if row.opted_out == opted_out:
             return False
-        row.opted_out, row.source, row.changed_at = opted_out, source, _now()
+        row.opted_out, row.source, row.changed_at = opted_out, source, utc_now()
     log.info("contact.opted_out" if opted_out else "contact.opted_in", contact_id=contact_id, channel=channel,
              source=source)
     return True
@@ -267,7 +262,7 @@ class Outbox:
         conversation (the newest of the contact's on that channel, unless one is named) either way: sent by this
         outbox, kept for a channel that cannot push, or kept as "skipped" with the reason for agents to see.
         `key` makes it idempotent (the same key is enqueued once)."""
-        now = _now()
+        now = utc_now()
         async with self.db.sessions() as session:
             query = select(Conversation).where(Conversation.contact_id == contact_id, Conversation.channel == channel)
             if conversation_id is not None:
@@ -289,7 +284,7 @@ class Outbox:
                 # menu link opened) do not open the reply window; the newest real message does.
                 spoken = [m for m in recent if not ((m.payload or {}).get("metadata") or {}).get("silent")]
                 last_in = recent[0] if recent else None
-                last_spoken_at = _aware(spoken[0].created_at) if spoken else None
+                last_spoken_at = utc(spoken[0].created_at) if spoken else None
         if conversation is None or last_in is None:
             log.warning("proactive.skipped", kind=kind, contact_id=contact_id, channel=channel,
                         reason="no_conversation")
@@ -364,7 +359,7 @@ class Outbox:
                 next_due = None
             timeout = self.poll_seconds
             if next_due is not None:
-                timeout = max(0.01, min(timeout, (next_due - _now()).total_seconds()))
+                timeout = max(0.01, min(timeout, (next_due - utc_now()).total_seconds()))
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
@@ -438,7 +433,7 @@ class Outbox:
                     OutboxRow(
                         message_id=message.id, part=i, channel=message.channel,
                         channel_account=message.channel_account, recipient=recipient, payload=payload,
-                        state="queued", attempts=0, next_attempt_at=_now(),
+                        state="queued", attempts=0, next_attempt_at=utc_now(),
                     )
                     for i, payload in enumerate(payloads)
                 )
@@ -458,7 +453,7 @@ class Outbox:
 
     async def send_due(self) -> tuple[int, datetime | None]:
         """Send the due head row of every recipient; returns (rows tried, when the next waiting row is due)."""
-        now = _now()
+        now = utc_now()
         async with self.db.sessions() as session:
             active = (
                 await session.execute(
@@ -475,9 +470,9 @@ class Outbox:
         next_due: datetime | None = None
         for row in heads.values():
             if row.state == "queued":
-                at = _aware(row.next_attempt_at)
+                at = utc(row.next_attempt_at)
             else:  # being sent; due again only if its worker's lease ran out
-                at = _aware(row.claimed_until or now)
+                at = utc(row.claimed_until or now)
             if at <= now:
                 due.append(row)
             elif next_due is None or at < next_due:
@@ -498,7 +493,7 @@ class Outbox:
         return len(due), next_due
 
     async def _claim(self, row: OutboxRow) -> bool:
-        now = _now()
+        now = utc_now()
         async with self.db.sessions() as session, session.begin():
             result = await session.execute(
                 update(OutboxRow)
@@ -526,10 +521,10 @@ class Outbox:
         attempts = row.attempts + 1
         values: dict[str, Any] = {"attempts": attempts, "claimed_until": None}
         if result.state == "sent":
-            values.update(state="sent", external_id=result.external_id, sent_at=_now(), last_error=None)
+            values.update(state="sent", external_id=result.external_id, sent_at=utc_now(), last_error=None)
         elif result.state == "retry" and attempts < self.policy.max_attempts:
             delay = self.policy.delay(attempts, result.retry_after_seconds, self.rng)
-            values.update(state="queued", next_attempt_at=_now() + timedelta(seconds=delay), last_error=result.error)
+            values.update(state="queued", next_attempt_at=utc_now() + timedelta(seconds=delay), last_error=result.error)
             log.warning("outbox.retry", message_id=row.message_id, part=row.part, attempts=attempts,
                         delay_seconds=round(delay, 2), error=result.error)
         else:

@@ -22,9 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.client import BotTurn, BotUnavailable, RasaClient
-from channels.base import InboundMessage, OutboundMessage
+from gateway.clock import iso, utc
 from gateway.coordination import Coordination
 from gateway.language import LanguageTagger
+from gateway.message import InboundMessage, OutboundMessage
 from gateway.metrics import Metrics
 from gateway.storage import ChannelIdentity, Contact, Conversation, Database, Message
 
@@ -86,14 +87,9 @@ def message_view(message: Message) -> dict[str, Any]:
         "image": payload.get("image"),
         "attachments": payload.get("attachments"),
         "client_id": payload.get("client_id"),
-        "created_at": _iso(message.created_at),
+        "created_at": iso(message.created_at),
     }
 
-
-def _iso(moment: datetime) -> str:
-    if moment.tzinfo is None:  # SQLite hands back naive datetimes; we store UTC
-        moment = moment.replace(tzinfo=UTC)
-    return moment.isoformat()
 
 
 Deliverer = Callable[[Conversation, list[Message]], Awaitable[None]]
@@ -313,7 +309,7 @@ class Pipeline:
             language=language,
             payload=payload,
             turn_state="received",
-            created_at=inbound.timestamp if inbound.timestamp.tzinfo else inbound.timestamp.replace(tzinfo=UTC),
+            created_at=utc(inbound.timestamp),
         )
 
     # ---- process: one conversation's waiting turns, in order ----------------------------------------------------
@@ -598,7 +594,7 @@ class Pipeline:
         self.metrics.deferred_turns.set(sum(1 for r in rows if r.turn_state == "deferred"))
         seen: dict[str, None] = {}
         for conversation_id, state, created_at in rows:
-            created = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+            created = utc(created_at)
             if state == "deferred" or created.timestamp() <= cutoff:
                 seen.setdefault(conversation_id, None)
         return list(seen)

@@ -24,10 +24,10 @@ from gateway.settings import Settings
 from gateway.storage import Database
 
 if TYPE_CHECKING:
-    from channels.slack import SlackDesk
     from crm_adapter.service import WorkOrderService
     from gateway.outbox import Outbox
     from handoff.service import HandoffService
+    from handoff.slack import SlackDesk
     from kb_retrieval.service import KnowledgeService
 
 log = structlog.get_logger(__name__)

@@ -19,6 +19,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.clock import utc, utc_now
 from gateway.storage import Database
 from handoff.models import ROLES, Agent, AgentSession
 
@@ -151,8 +152,7 @@ class AgentStore:
         if row is None:
             return None
         stored, agent = row
-        expires = stored.expires_at if stored.expires_at.tzinfo else stored.expires_at.replace(tzinfo=UTC)
-        if expires <= datetime.now(UTC) or not agent.active:
+        if utc(stored.expires_at) <= utc_now() or not agent.active:
             return None
         return SessionInfo(AgentView.of(agent), stored.csrf_token)
 

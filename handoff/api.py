@@ -29,7 +29,6 @@ from fastapi import (
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from channels.base import OutboundMessage
 from gateway.auth import (
     INBOX_ROLES,
     SESSION_COOKIE,
@@ -42,6 +41,7 @@ from gateway.auth import (
 from gateway.coordination import Subscription
 from gateway.media import MediaRejected, MediaStore, media_link
 from gateway.media_routes import file_response
+from gateway.message import OutboundMessage
 from gateway.services import Services, services_of, services_of_socket
 from handoff.agents import AgentError, AgentView
 from handoff.canned import canned_responses

@@ -6,19 +6,17 @@ Created by the Alembic branch `handoff` (0400). A conversation's status itself s
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from gateway.clock import utc_now
 from gateway.storage.models import Base
 
 ROLES = ("agent", "supervisor", "content_editor", "admin")
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Agent(Base):
@@ -36,7 +34,7 @@ class Agent(Base):
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     language: Mapped[str] = mapped_column(String(8), default="zh")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class AgentSession(Base):
@@ -47,7 +45,7 @@ class AgentSession(Base):
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
     csrf_token: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -70,7 +68,7 @@ class Handoff(Base):
     wait_notice_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     unread: Mapped[int] = mapped_column(Integer, default=0)
     survey: Mapped[str | None] = mapped_column(String(16))  # "asked" while the 1–5 question waits for an answer
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class ConversationEvent(Base):
@@ -87,7 +85,7 @@ class ConversationEvent(Base):
     actor: Mapped[str] = mapped_column(String(64))  # "agent:3", "bot", "citizen", "system"
     reason: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class CsatScore(Base):
@@ -99,4 +97,4 @@ class CsatScore(Base):
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     score: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

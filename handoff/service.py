@@ -23,7 +23,7 @@ import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -31,10 +31,11 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.client import BotTurn
-from channels.base import OutboundMessage
-from channels.outbound import match_reply
+from gateway.clock import iso, utc_now, utc_or_none
 from gateway.coordination import Coordination
+from gateway.message import OutboundMessage
 from gateway.pipeline import Intercept, Pipeline, message_view
+from gateway.rendering import match_reply
 from gateway.storage import ChannelIdentity, Contact, Conversation, Database, Message, earlier_inbound_payload
 from handoff import texts
 from handoff.agents import AgentStore
@@ -85,19 +86,7 @@ class HandoffSettings:
     fallback_confidence: float = 0.3
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
 
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    aware = _aware(moment)
-    return aware.isoformat() if aware else None
 
 
 def survey_score(text: str) -> int | None:
@@ -123,7 +112,7 @@ class HandoffService:
         self.hours = hours
         self.settings = settings or HandoffSettings()
         self.work_orders = work_orders
-        self.clock = _now
+        self.clock = utc_now
 
     def install(self) -> None:
         """Hook into the pipeline: survey answers and inbox bookkeeping before the bot, handoffs after it."""
@@ -175,7 +164,7 @@ class HandoffService:
             order = await self.work_orders.get(str(number))
         except Exception:  # noqa: BLE001 - an unknown number or the CRM away never breaks the turn
             return None
-        just_filed = self.clock() - (_aware(order.created_at) or self.clock()) < timedelta(minutes=10)
+        just_filed = self.clock() - (utc_or_none(order.created_at) or self.clock()) < timedelta(minutes=10)
         if (order.priority == "urgent" and order.category in ("complaint", "report") and just_filed
                 and order.conversation_id == conversation.id):
             return str(order.department)
@@ -455,7 +444,7 @@ class HandoffService:
             previous = handoff.last_status if handoff.last_status in allowed else allowed[0]
             handoff.last_status, handoff.updated_at = to, now
             if assign is not None:
-                waited_since = _aware(handoff.pending_since)
+                waited_since = utc_or_none(handoff.pending_since)
                 if previous == "pending" and waited_since is not None:
                     self.pipeline.metrics.handoff_wait_seconds.observe((now - waited_since).total_seconds())
                 elif previous == "bot":
@@ -575,7 +564,7 @@ class HandoffService:
                     last[message.conversation_id] = message
         items = []
         for conversation, handoff, display_name, agent_name in rows:
-            pending_since = _aware(handoff.pending_since) if handoff else None
+            pending_since = utc_or_none(handoff.pending_since) if handoff else None
             waiting = (now - pending_since).total_seconds() if pending_since and conversation.status == "pending" \
                 else None
             preview = last.get(conversation.id)
@@ -590,8 +579,8 @@ class HandoffService:
                 "agent_name": agent_name,
                 "unread": handoff.unread if handoff else 0,
                 "waiting_seconds": waiting,
-                "pending_since": _iso(pending_since),
-                "last_activity_at": _iso(conversation.last_activity_at),
+                "pending_since": iso(pending_since),
+                "last_activity_at": iso(conversation.last_activity_at),
                 "last_message": {"from": preview.sender, "text": (preview.original_text or preview.text or "")[:140]}
                 if preview else None,
             })
@@ -628,7 +617,7 @@ class HandoffService:
             try:
                 found = await self.work_orders.find(OrderFilter(contact_id=conversation.contact_id, limit=20))
                 work_orders = [{"number": o.number, "title": o.title, "status": o.status,
-                                "department": o.department, "created_at": _iso(o.created_at)} for o in found]
+                                "department": o.department, "created_at": iso(o.created_at)} for o in found]
             except Exception as exc:  # the CRM being down must not take the conversation view with it
                 log.warning("handoff.work_orders_unavailable", error=repr(exc))
         history: list[dict[str, Any]] = []
@@ -643,7 +632,7 @@ class HandoffService:
             history.append({
                 "kind": e.kind, "id": f"e{e.id}", "from_status": e.from_status, "to_status": e.to_status,
                 "actor": e.actor, "actor_name": self._actor_name(e.actor, agent_names), "reason": e.reason,
-                "data": e.data, "created_at": _iso(e.created_at),
+                "data": e.data, "created_at": iso(e.created_at),
             })
         history.sort(key=lambda item: item["created_at"] or "")
         return {
@@ -654,7 +643,7 @@ class HandoffService:
             "department": handoff.department if handoff else None,
             "agent_id": handoff.agent_id if handoff else None,
             "agent_name": agent_names.get(handoff.agent_id) if handoff and handoff.agent_id else None,
-            "pending_since": _iso(handoff.pending_since) if handoff else None,
+            "pending_since": iso(handoff.pending_since) if handoff else None,
             "history": history,
             "contact": {
                 "id": conversation.contact_id,
@@ -663,7 +652,7 @@ class HandoffService:
                 "identities": [{"channel": i.channel, "account": i.channel_account, "user": i.external_user_id}
                                for i in identities],
                 "conversations": [{"id": c.id, "channel": c.channel, "status": c.status,
-                                   "last_activity_at": _iso(c.last_activity_at)} for c in earlier],
+                                   "last_activity_at": iso(c.last_activity_at)} for c in earlier],
                 "work_orders": work_orders,
             },
         }
@@ -699,9 +688,9 @@ class HandoffService:
             csat = (await session.execute(
                 select(func.count(), func.avg(CsatScore.score)).where(CsatScore.created_at >= local_midnight)
             )).one()
-        oldest = [_aware(row[2]) for row in waiting if row[2] is not None]
+        oldest = [utc_or_none(row[2]) for row in waiting if row[2] is not None]
         longest = max(((now - o).total_seconds() for o in oldest if o), default=None)
-        first = [(_aware(b) - _aware(a)).total_seconds() for a, b in responded if a and b]  # type: ignore[operator]
+        first = [(utc_or_none(b) - utc_or_none(a)).total_seconds() for a, b in responded if a and b]  # type: ignore[operator]
         return {
             "waiting": sum(int(row[1]) for row in waiting),
             "waiting_by_department": {row[0]: int(row[1]) for row in waiting},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from channels.base import Button, OutboundMessage
+from gateway.message import Button, OutboundMessage
 
 LEAVE_MESSAGE = "handoff:leave_message"
 FILE_WORK_ORDER = "handoff:work_order"

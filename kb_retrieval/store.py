@@ -6,19 +6,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from gateway.clock import utc_now
 from gateway.storage import Base, Database
 from kb_retrieval.articles import Article
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class ArticleRow(Base):
@@ -36,7 +33,7 @@ class ArticleRow(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     source: Mapped[str] = mapped_column(String(16), default="staff")  # "file" until staff edit it
     source_hash: Mapped[str | None] = mapped_column(String(64))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_by: Mapped[str | None] = mapped_column(String(128))
 
     def to_article(self) -> Article:
@@ -55,7 +52,7 @@ class ArticleVersionRow(Base):
     article_id: Mapped[str] = mapped_column(ForeignKey("kb_articles.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     author: Mapped[str | None] = mapped_column(String(128))
     note: Mapped[str | None] = mapped_column(Text)
 
@@ -68,7 +65,7 @@ class FeedbackRow(Base):
     conversation_id: Mapped[str | None] = mapped_column(String(32))
     helpful: Mapped[bool] = mapped_column(Boolean)
     query: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 CONTENT_FIELDS = ("department", "title_zh", "title_en", "body_zh", "body_en", "tags", "questions", "published")
@@ -202,7 +199,7 @@ class ArticleStore:
         row.body_zh, row.body_en = article.body_zh, article.body_en
         row.tags, row.questions = list(article.tags), list(article.questions)
         row.published = article.published
-        row.updated_at = _now()
+        row.updated_at = utc_now()
 
     @staticmethod
     async def _new_version(session: AsyncSession, row: ArticleRow, author: str, note: str | None) -> int:

@@ -20,7 +20,6 @@ import re
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from sqlalchemy import select
 
 from bot.server import PROJECT_ROOT, RASA_BIN
 from bot.training import CONFIG_FILE
+from gateway.clock import utc_now
 from gateway.coordination import Coordination
 from gateway.storage import Database
 from studio import evaluation
@@ -99,7 +99,8 @@ class ModelEngine:
                     stale = await session.get(TrainingJob, running.id)
                     assert stale is not None
                     # We hold the lock, so no worker is running it: it was left by a crash.
-                    stale.state, stale.error, stale.finished_at = "failed", "interrupted (the gateway stopped)", _now()
+                    stale.state, stale.error = "failed", "interrupted (the gateway stopped)"
+                    stale.finished_at = utc_now()
                 job = TrainingJob(state="queued", progress=0.0, log="", started_by=by)
                 session.add(job)
                 await session.flush()
@@ -129,12 +130,12 @@ class ModelEngine:
                 model = await self._train(job_id, lines)
                 await self._update(job_id, state="evaluating", progress=0.92, model_path=str(model))
                 report = await self.evaluate(model, predictor)
-                await self._update(job_id, state="ready", progress=1.0, evaluation=report, finished_at=_now())
+                await self._update(job_id, state="ready", progress=1.0, evaluation=report, finished_at=utc_now())
                 log.info("studio.trained", job=job_id, model=str(model), live=report["live_accuracy"],
                          new=report["new_accuracy"])
             except Exception as exc:  # noqa: BLE001 - every failure ends up on the job for staff to read
                 log.warning("studio.training_failed", job=job_id, error=str(exc)[:500])
-                await self._update(job_id, state="failed", error=str(exc)[-4000:], finished_at=_now())
+                await self._update(job_id, state="failed", error=str(exc)[-4000:], finished_at=utc_now())
             finally:
                 if predictor is not None and predictor.returncode is None:
                     predictor.kill()
@@ -335,9 +336,6 @@ def training_fingerprint_of(project_root: Path) -> str:
         digest.update(path.relative_to(project_root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def default_paths(data_dir: Path, rasa_models_dir: Path) -> tuple[Path, Path]:

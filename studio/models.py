@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from gateway.clock import utc_now
 from gateway.storage import Base
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class ReviewDecision(Base):
@@ -26,7 +23,7 @@ class ReviewDecision(Base):
     article_id: Mapped[str | None] = mapped_column(String(64))
     text: Mapped[str | None] = mapped_column(Text)  # masked, as staff saw it
     decided_by: Mapped[str | None] = mapped_column(String(128))
-    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class TrainingJob(Base):
@@ -43,7 +40,7 @@ class TrainingJob(Base):
     evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     started_by: Mapped[str | None] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -58,4 +55,4 @@ class Activation(Base):
     job_id: Mapped[int | None] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))  # activate, rollback
     activated_by: Mapped[str | None] = mapped_column(String(128))
-    activated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    activated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

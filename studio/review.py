@@ -12,11 +12,12 @@ import re
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
 
+from gateway.clock import utc, utc_now
 from gateway.privacy import mask_personal_data
 from gateway.storage import Database, Message
 from kb_retrieval.store import FeedbackRow
@@ -241,8 +242,5 @@ def _status() -> ColumnElement[str]:
 
 def _item(key: str, text: str | None, created_at: datetime | None, reasons: set[str], intent: str | None,
           confidence: float | None, language: str | None) -> QueueItem:
-    when = created_at or datetime.now(UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)  # SQLite hands back naive datetimes
-    return QueueItem(key, mask_personal_data(text or ""), when, reasons, intent,
+    return QueueItem(key, mask_personal_data(text or ""), utc(created_at or utc_now()), reasons, intent,
                      round(confidence, 3) if confidence is not None else None, language)

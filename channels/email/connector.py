@@ -24,10 +24,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from typing import Any
 
-from channels.base import Attachment, Capabilities, DeliveryResult, InboundMessage, OutboundMessage
 from channels.email.authentication import DEFAULT_TIMEOUT_SECONDS, SenderAuthentication, SenderAuthenticator
 from channels.email.parse import ParsedMail, parse_mail, reply_subject, subject_key
-from channels.outbound import plain_text
+from gateway.message import Attachment, Capabilities, DeliveryResult, InboundMessage, OutboundMessage
+from gateway.rendering import plain_text
 
 MEDIA_KINDS = {"image": "image", "audio": "audio", "video": "video"}
 DEFAULT_SUBJECT = {"zh": "滨江市民服务", "en": "Binjiang citizen service"}

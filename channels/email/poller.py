@@ -36,11 +36,11 @@ import structlog
 from sqlalchemy import BigInteger, DateTime, String, func, select, union_all
 from sqlalchemy.orm import Mapped, mapped_column
 
-from channels.base import Attachment
 from channels.email.connector import EmailConnector
 from channels.email.parse import ParsedMail, subject_key
 from gateway.coordination import Coordination
 from gateway.media import MediaRejected, MediaStore
+from gateway.message import Attachment
 from gateway.outbox import OutboxRow
 from gateway.pipeline import Pipeline
 from gateway.storage import ChannelIdentity, Conversation, Database, Message

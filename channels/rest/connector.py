@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from channels.base import Capabilities, InboundMessage, OutboundMessage
+from gateway.message import Capabilities, InboundMessage, OutboundMessage
 
 
 class RestRequest(BaseModel):

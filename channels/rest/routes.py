@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from channels.base import OutboundMessage
 from channels.rest.connector import RestConnector, RestRequest
+from gateway.message import OutboundMessage
 from gateway.services import Services, services_of
 
 

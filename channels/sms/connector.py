@@ -24,8 +24,9 @@ from twilio.http.response import Response as TwilioResponse
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from channels.base import Attachment, Capabilities, DeliveryResult, InboundMessage, OutboundMessage
-from channels.outbound import plain_text, sms_segments, split_text
+from channels.sms.segments import sms_segments
+from gateway.message import Attachment, Capabilities, DeliveryResult, InboundMessage, OutboundMessage
+from gateway.rendering import plain_text, split_text
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 # Twilio concatenates up to 10 segments reliably; longer replies go as several messages, split between sentences.

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 
 from aiogram import Bot
@@ -31,8 +30,9 @@ from aiogram.exceptions import (
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from pydantic import ValidationError
 
-from channels.base import Attachment, Capabilities, DeliveryResult, InboundMessage, Location, OutboundMessage
-from channels.outbound import image_as_link, split_text
+from gateway.clock import utc
+from gateway.message import Attachment, Capabilities, DeliveryResult, InboundMessage, Location, OutboundMessage
+from gateway.rendering import image_as_link, split_text
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
@@ -157,7 +157,7 @@ class TelegramConnector:
             external_user_id=str(msg.chat.id),
             external_message_id=ext,
             text=text,
-            timestamp=msg.date if msg.date.tzinfo else msg.date.replace(tzinfo=UTC),
+            timestamp=utc(msg.date),
             attachments=tuple(attachments),
             location=location,
             reply_payload=reply_payload,

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
-from channels.base import Capabilities, InboundMessage
+from gateway.message import Capabilities, InboundMessage
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # the identity part; the server issues 22 characters (128 bits)
 SIGNATURE_CHARACTERS = 32

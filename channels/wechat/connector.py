@@ -48,11 +48,11 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
-from channels.base import Attachment, Button, Capabilities, DeliveryResult, InboundMessage, Location, OutboundMessage
-from channels.outbound import LIST_PROMPT, image_as_link, split_text
 from channels.wechat.api import PRODUCTION_BASE_URL, AccessTokens, WeChatApi, WeChatApiError
 from channels.wechat.menu import MenuConfig, load_menu
 from gateway.coordination import Coordination, InProcessCoordination, LockTimeout
+from gateway.message import Attachment, Button, Capabilities, DeliveryResult, InboundMessage, Location, OutboundMessage
+from gateway.rendering import LIST_PROMPT, image_as_link, split_text
 
 if TYPE_CHECKING:
     from gateway.settings import Settings

@@ -23,7 +23,7 @@ import httpx
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from channels.base import Button
+from gateway.message import Button
 
 if TYPE_CHECKING:
     from gateway.settings import Settings

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 import structlog
 from sqlalchemy import func, select, update
 
-from channels.base import OutboundMessage
 from channels.wechat.connector import MAX_TEXT_BYTES, WeChatConnector, utf8_len
 from gateway.coordination import Coordination, LockTimeout
+from gateway.message import OutboundMessage
 from gateway.metrics import Metrics
 from gateway.pipeline import Intercept, Pipeline
 from gateway.storage import Conversation, Database, Message

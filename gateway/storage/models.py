@@ -8,16 +8,14 @@ processing.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+from gateway.clock import utc_now
 
 
 def _uuid() -> str:
@@ -35,7 +33,7 @@ class Contact(Base):
     display_name: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(32), index=True)
     language: Mapped[str | None] = mapped_column(String(8))
-    created_at: Mapped[datetime] = mapped_column(default=_now)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
     identities: Mapped[list[ChannelIdentity]] = relationship(back_populates="contact")
 
@@ -51,7 +49,7 @@ class ChannelIdentity(Base):
     channel: Mapped[str] = mapped_column(String(32))
     channel_account: Mapped[str] = mapped_column(String(128))
     external_user_id: Mapped[str] = mapped_column(String(256))
-    created_at: Mapped[datetime] = mapped_column(default=_now)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
     contact: Mapped[Contact] = relationship(back_populates="identities")
 
@@ -71,8 +69,8 @@ class Conversation(Base):
     channel: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="bot")
     language: Mapped[str] = mapped_column(String(8), default="zh")
-    created_at: Mapped[datetime] = mapped_column(default=_now)
-    last_activity_at: Mapped[datetime] = mapped_column(default=_now)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    last_activity_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
 class Message(Base):
@@ -102,7 +100,7 @@ class Message(Base):
     turn_state: Mapped[str | None] = mapped_column(String(16))
     # Outbound: queued → sent → delivered, or failed.
     delivery_state: Mapped[str | None] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(default=_now)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
 async def earlier_inbound_payload(

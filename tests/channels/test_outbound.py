@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from channels.base import Button, OutboundMessage
-from channels.outbound import match_reply, numbered_list, plain_text, sms_segments, split_text
+from channels.sms.segments import sms_segments
+from gateway.message import Button, OutboundMessage
+from gateway.rendering import match_reply, numbered_list, plain_text, split_text
 
 BUTTONS = (Button("办理居住证", "/ask_residence_permit"), Button("Street light", "/report_streetlight"))
 

@@ -14,8 +14,6 @@ from sqlalchemy import select
 
 from bot.actions.ports import WorkOrderDraft
 from bot.client import BotTurn
-from channels.base import Capabilities, DeliveryResult, InboundMessage, OutboundMessage
-from channels.outbound import plain_text
 from crm_adapter.backend import InvalidWorkOrder, WorkOrderNotFound
 from crm_adapter.notices import rating_payload
 from crm_adapter.service import FileRequest, WorkOrderService, build_work_orders
@@ -23,9 +21,11 @@ from crm_adapter.workflow import Actor, Role
 from gateway.bot_ports import WorkOrderPort
 from gateway.coordination import InProcessCoordination
 from gateway.language import LanguageTagger
+from gateway.message import Capabilities, DeliveryResult, InboundMessage, OutboundMessage
 from gateway.metrics import build_metrics
 from gateway.outbox import Outbox, RetryPolicy, set_opt_out
 from gateway.pipeline import Pipeline
+from gateway.rendering import plain_text
 from gateway.storage import Contact, Conversation, Database, Message
 from tests.crm_adapter.conftest import FakeClock
 

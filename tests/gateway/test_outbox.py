@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from channels.base import Capabilities, DeliveryResult, InboundMessage, OutboundMessage
 from gateway.coordination import InProcessCoordination
 from gateway.language import LanguageTagger
+from gateway.message import Capabilities, DeliveryResult, InboundMessage, OutboundMessage
 from gateway.metrics import build_metrics
 from gateway.outbox import Outbox, OutboxRow, RetryPolicy, opt_keyword
 from gateway.pipeline import Pipeline

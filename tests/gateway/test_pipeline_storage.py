@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.client import BotTurn, BotUnavailable
-from channels.base import InboundMessage
 from gateway.coordination import InProcessCoordination
 from gateway.language import LanguageTagger
+from gateway.message import InboundMessage
 from gateway.metrics import build_metrics
 from gateway.pipeline import Pipeline
 from gateway.storage import Contact, Conversation, Database, Message

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from channels.base import InboundMessage
+from gateway.message import InboundMessage
 from gateway.pipeline import Pipeline
 from gateway.storage import Conversation, Database
 from handoff.models import Handoff

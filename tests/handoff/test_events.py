@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from channels.base import InboundMessage
 from gateway.coordination import RedisCoordination
 from gateway.language import LanguageTagger
+from gateway.message import InboundMessage
 from gateway.metrics import build_metrics
 from gateway.pipeline import Pipeline
 from gateway.storage import Database

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from channels.base import InboundMessage
 from gateway.auth import SESSION_COOKIE
+from gateway.message import InboundMessage
 from tests.handoff.support import ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_TOKEN, inbox_app, inbox_settings, login
 
 

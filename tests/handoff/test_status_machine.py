@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from channels.base import InboundMessage, OutboundMessage
 from gateway.coordination import InProcessCoordination
+from gateway.message import InboundMessage, OutboundMessage
 from gateway.pipeline import Pipeline
 from gateway.storage import Conversation, Database, Message
 from handoff import texts

@@ -45,18 +45,15 @@ from pydantic import ValidationError
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
-from channels.base import InboundMessage
 from channels.rest.connector import RestConnector, RestRequest
-from channels.slack.routes import Malformed, parse_payload
 from channels.sms.connector import SmsConnector, SmsSettings
 from channels.telegram.connector import ParsedUpdate, TelegramConnector, TelegramSettings, UnparseableUpdate
 from channels.webchat.connector import WebchatFrame
 from channels.webchat.routes import FrameError, _hello, _parse_frame
 from channels.wechat.connector import Envelope, Forged, Parsed, Unreadable, WeChatConnector, WeChatSettings
 from gateway.coordination import InProcessCoordination
-from tests.channels.slack.standin import BOT_TOKEN as SLACK_BOT_TOKEN
-from tests.channels.slack.standin import CHANNEL as SLACK_CHANNEL
-from tests.channels.slack.standin import SIGNING_SECRET, StandInSlack
+from gateway.message import InboundMessage
+from handoff.slack.routes import Malformed, parse_payload
 from tests.channels.support import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -73,6 +70,9 @@ from tests.channels.support import (
     signed_form,
 )
 from tests.channels.wechat.standin import AES_KEY, APP_ID, APP_SECRET, TOKEN, StandInWeChat
+from tests.handoff.slack.standin import BOT_TOKEN as SLACK_BOT_TOKEN
+from tests.handoff.slack.standin import CHANNEL as SLACK_CHANNEL
+from tests.handoff.slack.standin import SIGNING_SECRET, StandInSlack
 
 T = TypeVar("T")
 FUZZ = settings(max_examples=150, deadline=None, database=None,
@@ -559,12 +559,12 @@ def _slack_headers(body: bytes, content_type: str) -> dict[str, str]:
 def test_http_slack_signed_bodies_never_get_a_5xx(live: tuple[Background, Gateway], body: tuple[str, str]) -> None:
     text, content_type = body
     raw = text.encode("utf-8", "surrogatepass")
-    response = _post(live, "/channels/slack/events", raw, _slack_headers(raw, content_type))
+    response = _post(live, "/handoff/slack/events", raw, _slack_headers(raw, content_type))
     assert response.status_code in (200, 400, 401), (text[:300], response.status_code, response.text)
     if response.status_code == 401:  # only bodies slack_sdk cannot check: not UTF-8 (a lone surrogate)
         with pytest.raises(UnicodeDecodeError):
             raw.decode("utf-8")
-    unsigned = _post(live, "/channels/slack/events", raw, {"Content-Type": content_type})
+    unsigned = _post(live, "/handoff/slack/events", raw, {"Content-Type": content_type})
     assert unsigned.status_code == 401
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.client import BotTurn, BotUnavailable
-from channels.base import InboundMessage
+from gateway.message import InboundMessage
 from gateway.pipeline import DEAD_LETTER_TEXT, MAX_BOT_ATTEMPTS
 from gateway.storage import Conversation, Message
 from tests.crm_adapter.test_notices import DEPT, Channel, world

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from channels.base import InboundMessage
+from gateway.message import InboundMessage
 from handoff.api import _QueueFilter
 from tests.handoff.support import ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_TOKEN, inbox_app, inbox_settings, login
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from channels.base import Button, OutboundMessage
 from channels.email import EmailConnector, EmailSettings
 from channels.email.parse import html_to_text, parse_mail, reply_subject, strip_quoted, subject_key
-from channels.outbound import match_reply
+from gateway.message import Button, OutboundMessage
+from gateway.rendering import match_reply
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 OURS = "service@binjiang.example"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from channels.outbound import sms_segments
+from channels.sms.segments import sms_segments
 from gateway.outbox import OutboxRow, may_send_proactive
 from gateway.storage import Contact, Message
 from tests.channels.support import (

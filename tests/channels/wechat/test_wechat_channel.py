@@ -16,7 +16,7 @@ import pytest
 import xmltodict
 from sqlalchemy import func, select, update
 
-from channels.base import OutboundMessage
+from gateway.message import OutboundMessage
 from gateway.outbox import OutboxRow, may_send_proactive
 from gateway.storage import Contact, Message
 from tests.channels.support import BUTTONS, Gateway, StandInRasa, gateway_settings, running_gateway

@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from channels.base import Button, OutboundMessage
 from channels.wechat.api import AccessTokens
 from channels.wechat.connector import WeChatConnector, WeChatSettings, numbered_lines
 from channels.wechat.menu import load_menu
 from gateway.coordination import InProcessCoordination, RedisCoordination
+from gateway.message import Button, OutboundMessage
 from tests.channels.wechat.standin import APP_ID, APP_SECRET, TOKEN, StandInWeChat
 
 ROOT = Path(__file__).resolve().parents[3]

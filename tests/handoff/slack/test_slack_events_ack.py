@@ -20,10 +20,11 @@ import pytest
 from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
-from channels.slack.actions import HandoffDeskActions
-from channels.slack.desk import SlackDesk
 from gateway.storage import Message
-from tests.channels.slack.standin import (
+from handoff.slack.actions import HandoffDeskActions
+from handoff.slack.desk import SlackDesk
+from tests.channels.support import Gateway, eventually
+from tests.handoff.slack.standin import (
     BOT_TOKEN,
     CHANNEL,
     FIXTURES,
@@ -32,8 +33,7 @@ from tests.channels.slack.standin import (
     event_body,
     signed,
 )
-from tests.channels.slack.test_slack_desk import EVENTS, agent_messages, handed_over, post_event, say
-from tests.channels.support import Gateway, eventually
+from tests.handoff.slack.test_slack_desk import EVENTS, agent_messages, handed_over, post_event, say
 
 FORM = "application/x-www-form-urlencoded"
 IGNORED_EVENTS = ["member_joined_channel", "app_mention", "reaction_added", "message_changed", "message_deleted",

@@ -1,12 +1,11 @@
-"""Rendering helpers every connector shares: what to do with what a channel cannot show.
+"""Downgrading the normalized message for channels that cannot show all of it, shared by every connector (and the
+reply back: the pipeline maps "2" to the second button on channels without buttons).
 
 - Buttons become a numbered list where the channel has none (`numbered_list`), and a reply of "1", "一", "①" or
   the button's title maps back to that button's payload (`match_reply`).
 - An image becomes a link where it cannot be shown (`image_as_link`).
 - Long text is split on sentence boundaries where the channel limits length (`split_text`), measured by a function
   of the channel's own (characters, UTF-16 units, SMS segments), never inside a character.
-- SMS segment counting (`sms_segments`): GSM-7 (160 / 153 per part, extension characters count twice) or UCS-2
-  (70 / 67 UTF-16 units per part; a surrogate pair is never split).
 """
 
 from __future__ import annotations
@@ -14,9 +13,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-from channels.base import Button, OutboundMessage
+from gateway.message import Button, OutboundMessage
 
 # ---- buttons → numbered list, and the reply back -------------------------------------------------------------------
 
@@ -140,44 +138,3 @@ def _pieces_within(text: str, limit: int, measure: Callable[[str], int]) -> list
             if chunk:
                 out.append(chunk)
     return out
-
-
-# ---- SMS segments ---------------------------------------------------------------------------------------------------
-
-GSM7_BASIC = set(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENSION = set("^{}\\[~]|€\f")
-
-
-@dataclass(frozen=True)
-class SmsSegments:
-    encoding: str  # "GSM-7" or "UCS-2"
-    units: int  # septets (GSM-7) or UTF-16 code units (UCS-2)
-    segments: int
-
-
-def is_gsm7(text: str) -> bool:
-    return all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text)
-
-
-def sms_segments(text: str) -> SmsSegments:
-    """How many SMS segments `text` takes, counted the way the network does (a character never spans two)."""
-    if is_gsm7(text):
-        costs = [2 if c in GSM7_EXTENSION else 1 for c in text]
-        single, multi, encoding = 160, 153, "GSM-7"
-    else:
-        costs = [2 if ord(c) > 0xFFFF else 1 for c in text]  # astral characters are a surrogate pair
-        single, multi, encoding = 70, 67, "UCS-2"
-    units = sum(costs)
-    if units <= single:
-        return SmsSegments(encoding, units, 1 if units else 0)
-    # Fill segments the way the handset does: a character (escape + char, or a surrogate pair) is never split.
-    segments, used = 1, 0
-    for cost in costs:
-        if used + cost > multi:
-            segments += 1
-            used = 0
-        used += cost
-    return SmsSegments(encoding, units, segments)

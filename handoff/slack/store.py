@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from gateway.clock import utc_now
 from gateway.storage.models import Base
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class SlackThread(Base):
@@ -25,4 +22,4 @@ class SlackThread(Base):
     # The newest conversation message already shown in the thread (messages are posted in id order, once).
     last_message_id: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="pending")
-    created_at: Mapped[datetime] = mapped_column(default=_now)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)

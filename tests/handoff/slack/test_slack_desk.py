@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.storage import Conversation, Message
-from tests.channels.slack.conftest import HandoffRasa
-from tests.channels.slack.standin import CHANNEL, StandInSlack, event_body, interaction_body, signed
 from tests.channels.support import Gateway, eventually
+from tests.handoff.slack.conftest import HandoffRasa
+from tests.handoff.slack.standin import CHANNEL, StandInSlack, event_body, interaction_body, signed
 
-EVENTS = "/channels/slack/events"
+EVENTS = "/handoff/slack/events"
 
 
 async def say(gw: Gateway, text: str, sender: str = "citizen-slack-1") -> list[dict[str, Any]]:

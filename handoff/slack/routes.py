@@ -1,4 +1,4 @@
-"""`POST /channels/slack/events`: Slack's events and interactions, verified with the signing secret.
+"""`POST /handoff/slack/events`: Slack's events and interactions, verified with the signing secret.
 
 The order is the trust order: the signature first (401: nothing a stranger wrote is parsed), then the body must be
 something Slack sends (400), then Bolt dispatches it. Every signed request that gets that far is acknowledged with a
@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.request.internals import parse_body
 
-from channels.slack.desk import SlackDesk
+from handoff.slack.desk import SlackDesk
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +57,7 @@ def build_router() -> APIRouter:
     router = APIRouter(tags=["channels"])
 
     @router.post(
-        "/channels/slack/events",
+        "/handoff/slack/events",
         summary="Slack events and interactions (signed by Slack); every signed one is acknowledged",
         responses={400: {"description": "signed, but not JSON or form data Slack sends"},
                    401: {"description": "missing, wrong or stale Slack signature"},

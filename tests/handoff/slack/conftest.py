@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.channels.slack.standin import BOT_TOKEN, CHANNEL, SIGNING_SECRET, StandInSlack
 from tests.channels.support import Gateway, StandInRasa, gateway_settings, running_gateway
+from tests.handoff.slack.standin import BOT_TOKEN, CHANNEL, SIGNING_SECRET, StandInSlack
 
 
 class HandoffRasa(StandInRasa):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from channels.base import OutboundMessage
-from channels.slack.desk import VIA_SLACK, SlackUser
+from gateway.message import OutboundMessage
 from handoff.models import Agent
 from handoff.service import HandoffError, HandoffService, Staff
+from handoff.slack.desk import VIA_SLACK, SlackUser
 
 
 class HandoffDeskActions:

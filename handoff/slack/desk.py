@@ -35,9 +35,9 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
-from channels.slack.store import SlackThread
 from gateway.coordination import Coordination
 from gateway.storage import Conversation, Database, Message
+from handoff.slack.store import SlackThread
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ signature, by Bolt), parse (Slack events and button presses into desk actions), 
 Slack text and blocks), send (the Web API).
 """
 
-from channels.slack.desk import DeskActions, SlackDesk, SlackUser
-from channels.slack.routes import build_router
+from handoff.slack.desk import DeskActions, SlackDesk, SlackUser
+from handoff.slack.routes import build_router
 
 __all__ = ["DeskActions", "SlackDesk", "SlackUser", "build_router"]
