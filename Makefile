@@ -52,7 +52,7 @@ train: install
 	@$(PY) -m kb_retrieval.finetune
 
 run: install train
-	@$(PY) -m gateway.stack
+	@$(PY) -m app.stack
 
 system-deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -67,7 +67,7 @@ lint: $(VENV)/.installed
 	@echo "==> ruff"
 	@$(VENV)/bin/ruff check .
 	@echo "==> mypy"
-	@$(VENV)/bin/mypy gateway channels bot kb_retrieval crm_adapter handoff studio bench
+	@$(VENV)/bin/mypy app gateway channels bot kb_retrieval crm_adapter handoff studio bench
 
 test: install system-deps lint
 	@echo "==> pytest"

@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 
+from app.launch import free_port, gateway_env, start_gateway
 from bench.processes import start_bare, stop, wait_until_up
 from bench.stats import summary_ms, table
-from gateway.launch import free_port, gateway_env, start_gateway
 from tests.channels.support import (
     ACCOUNT_SID,
     AUTH_TOKEN,

@@ -21,11 +21,11 @@ import aioimaplib
 import httpx
 
 from bench.stats import table
-from bot.client import RasaClient
 from channels.email import EmailConnector, EmailSettings
 from channels.email.parse import parse_mail
 from channels.email.poller import EmailPoller, parse_fetch
 from gateway.coordination import build_coordination
+from gateway.engine import RasaClient
 from gateway.language import LanguageTagger
 from gateway.logs import configure_logging
 from gateway.media import MediaStore

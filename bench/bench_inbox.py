@@ -24,10 +24,10 @@ import httpx
 import websockets
 from sqlalchemy import select
 
+from app.launch import free_port, gateway_env, start_gateway, wait_http
 from bench.stats import summary_ms, table
 from channels.webchat import WebchatConnector
 from gateway.keys import installation_secret
-from gateway.launch import free_port, gateway_env, start_gateway, wait_http
 from gateway.storage import ChannelIdentity, Contact, Conversation, Database, Message
 from handoff.agents import AgentStore
 from handoff.models import Agent, Handoff

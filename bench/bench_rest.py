@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 import psutil
 
+from app.launch import free_port, gateway_env, start_gateway, wait_http
 from bench.stats import summary_ms, table
 from bot import server
 from bot.training import ensure_model
 from gateway.keys import installation_secret
-from gateway.launch import free_port, gateway_env, start_gateway, wait_http
 from gateway.settings import PROJECT_ROOT
 
 MESSAGES = ["你好", "hello", "居住证怎么办理", "how do I pay my water bill", "谢谢", "thanks", "公积金怎么提取", "bye"]

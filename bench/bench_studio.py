@@ -23,11 +23,11 @@ from pathlib import Path
 import httpx
 from sqlalchemy import insert, select
 
+from app.launch import free_port
 from bench.stats import table
 from bot import server
 from bot.training import CONFIG_FILE, ensure_model
 from gateway.coordination import build_coordination
-from gateway.launch import free_port
 from gateway.settings import PROJECT_ROOT
 from gateway.storage import ChannelIdentity, Contact, Conversation, Database, Message
 from studio.engine_ops import EngineSettings, ModelEngine

@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 
+from app.launch import free_port, gateway_env, start_gateway
 from bench.processes import start_bare, stop, wait_until_up
 from bench.stats import summary_ms, table
-from gateway.launch import free_port, gateway_env, start_gateway
 from tests.channels.support import StandInRasa
 from tests.channels.wechat.standin import AES_KEY, APP_ID, APP_SECRET, TOKEN, StandInWeChat, WeChatPush, fixture
 

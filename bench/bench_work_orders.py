@@ -196,10 +196,10 @@ async def bench_bot() -> list[list[object]]:
     """Orders filed through the bot (real gateway + Rasa, REST channel) vs plain turns through the same stack."""
     import httpx
 
+    from app.launch import free_port, gateway_env, start_gateway, wait_http
     from bot import server
     from bot.training import ensure_model
     from gateway.keys import installation_secret
-    from gateway.launch import free_port, gateway_env, start_gateway, wait_http
 
     model = ensure_model(ROOT, ROOT / "models", server.RASA_BIN)
     data_dir = Path(tempfile.mkdtemp(prefix="bench-wo-bot-"))

@@ -1,5 +1,4 @@
-"""The work-order HTTP API: /api/work-orders (list, read with steps, create, status, note, reassign) and the
-CSV
+"""The work-order HTTP API: /api/work-orders (list, read with steps, create, status, note, reassign) and the CSV
 export /api/work-orders.csv.
 
 Every route needs an inbox login (agent, supervisor or admin; see gateway/auth.py) or, for API clients,
@@ -9,11 +8,10 @@ Every route needs an inbox login (agent, supervisor or admin; see gateway/auth.p
 from __future__ import annotations
 
 import csv
-import hmac
 import io
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
@@ -24,24 +22,22 @@ from crm_adapter.backend import (
     BackendUnavailable,
     InvalidWorkOrder,
     OrderFilter,
-    StepRecord,
     WorkOrderError,
     WorkOrderNotFound,
     WorkOrderRecord,
 )
-from crm_adapter.config import CrmConfig
 from crm_adapter.models import OPEN_STATUSES
 from crm_adapter.service import FileRequest, WorkOrderService
 from crm_adapter.workflow import Actor, Role, WorkflowError
-from gateway.auth import INBOX_ROLES, session_principal
+from gateway.auth import INBOX_ROLES, bearer_admin, session_principal
+from gateway.clock import iso, utc
 
 StatusName = Literal["new", "assigned", "in_progress", "resolved", "closed", "reopened", "returned"]
 CategoryName = Literal["consultation", "complaint", "report", "suggestion", "praise"]
 PriorityName = Literal["low", "normal", "high", "urgent"]
 
 
-# ---- pydantic models at the edge
-# ------------------------------------------------------------------------------
+# ---- pydantic models at the edge ---------------------------------------------------------------------------------
 
 
 class StepOut(BaseModel):
@@ -54,10 +50,6 @@ class StepOut(BaseModel):
     to_department: str | None
     note: str | None
     created_at: datetime
-
-    @staticmethod
-    def of(step: StepRecord) -> StepOut:
-        return StepOut(**{name: getattr(step, name) for name in StepOut.model_fields})
 
 
 class WorkOrderOut(BaseModel):
@@ -88,16 +80,14 @@ class WorkOrderOut(BaseModel):
 
     @staticmethod
     def of(order: WorkOrderRecord, now: datetime, with_steps: bool = False) -> WorkOrderOut:
-        fields = {
-            name: getattr(order, name)
-            for name in WorkOrderOut.model_fields
-            if name not in ("steps", "overdue", "photos")
-        }
-        return WorkOrderOut(
-            **fields,
-            overdue=order.status in OPEN_STATUSES and order.due_at < now,
-            photos=list(order.photos),
-            steps=[StepOut.of(s) for s in order.steps] if with_steps else None,
+        """The record as the API shows it (the record's fields the model names, steps without their ids)."""
+        fields = asdict(order)
+        return WorkOrderOut.model_validate(
+            {
+                **fields,
+                "overdue": order.status in OPEN_STATUSES and order.due_at < now,
+                "steps": fields["steps"] if with_steps else None,
+            }
         )
 
 
@@ -145,8 +135,7 @@ class Reassignment(BaseModel):
     note: str | None = Field(None, max_length=5000)
 
 
-# ---- dependencies
-# ---------------------------------------------------------------------------------------------
+# ---- dependencies ------------------------------------------------------------------------------------------------
 
 
 def service_of(request: Request) -> WorkOrderService:
@@ -167,13 +156,8 @@ async def current_actor(request: Request, authorization: Annotated[str | None, H
             principal.departments or (request.app.state.services.settings.handoff_default_department,)
         )
         return Actor(principal.name, Role.AGENT if principal.role == "agent" else Role.SUPERVISOR, scope)
-    token = CrmConfig.from_settings(request.app.state.services.settings).admin_token
-    if not token:
-        raise HTTPException(403, "the work-order API is disabled: ADMIN_TOKEN is not set")
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-    return Actor("admin", Role.SUPERVISOR)
+    bearer_admin(request.app.state.services.settings.admin_token, authorization)  # the one admin-token check
+    return Actor("admin", Role.SUPERVISOR)  # the workflow's widest role
 
 
 Service = Annotated[WorkOrderService, Depends(service_of)]
@@ -280,7 +264,7 @@ def build_router() -> APIRouter:
             writer.writerow(columns)
             offset = 0
             while True:
-                page = await service.find(OrderFilter(**{**base.__dict__, "offset": offset}))
+                page = await service.find(replace(base, offset=offset))
                 for order in page:
                     out = WorkOrderOut.of(order, now).model_dump()
                     writer.writerow([_cell(out[c]) for c in columns])
@@ -291,7 +275,7 @@ def build_router() -> APIRouter:
                     return
                 offset += base.limit
 
-        stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        stamp = utc(now).strftime("%Y%m%dT%H%M%SZ")
         return StreamingResponse(
             rows(),
             media_type="text/csv; charset=utf-8",
@@ -313,9 +297,7 @@ def build_router() -> APIRouter:
     )
     async def create_order(body: CreateWorkOrder, actor: CurrentActor, service: Service) -> Any:
         try:
-            fields = body.model_dump()
-            fields["photos"] = tuple(fields["photos"])
-            result = await service.file(FileRequest(**fields, actor=actor))
+            result = await service.file(FileRequest(**{**body.model_dump(), "photos": tuple(body.photos)}, actor=actor))
         except (WorkOrderError, WorkflowError) as exc:
             raise _error(exc) from None
         out = CreatedWorkOrder(
@@ -326,37 +308,34 @@ def build_router() -> APIRouter:
         return JSONResponse(out.model_dump(mode="json"), status_code=200 if result.duplicate else 201)
 
     @router.post("/api/work-orders/{number}/status", response_model=WorkOrderOut)
-    async def change_status(
-        number: str, body: StatusChange, actor: CurrentActor, service: Service
-    ) -> WorkOrderOut:
-        try:
-            await _seen_by(actor, service, number)
-            order = await service.update_status(number, body.status, actor, body.note)
-        except (WorkOrderError, WorkflowError) as exc:
-            raise _error(exc) from None
-        return WorkOrderOut.of(order, service.clock(), with_steps=True)
+    async def change_status(number: str, body: StatusChange, actor: CurrentActor, service: Service) -> WorkOrderOut:
+        return await _change(
+            actor, service, number, lambda: service.update_status(number, body.status, actor, body.note)
+        )
 
     @router.post("/api/work-orders/{number}/notes", response_model=WorkOrderOut)
     async def add_note(number: str, body: NoteIn, actor: CurrentActor, service: Service) -> WorkOrderOut:
-        try:
-            await _seen_by(actor, service, number)
-            order = await service.add_note(number, actor, body.note)
-        except (WorkOrderError, WorkflowError) as exc:
-            raise _error(exc) from None
-        return WorkOrderOut.of(order, service.clock(), with_steps=True)
+        return await _change(actor, service, number, lambda: service.add_note(number, actor, body.note))
 
     @router.post("/api/work-orders/{number}/assignment", response_model=WorkOrderOut)
-    async def reassign(
-        number: str, body: Reassignment, actor: CurrentActor, service: Service
-    ) -> WorkOrderOut:
-        try:
-            await _seen_by(actor, service, number)
-            order = await service.reassign(number, body.department, body.mode, actor, body.note)
-        except (WorkOrderError, WorkflowError) as exc:
-            raise _error(exc) from None
-        return WorkOrderOut.of(order, service.clock(), with_steps=True)
+    async def reassign(number: str, body: Reassignment, actor: CurrentActor, service: Service) -> WorkOrderOut:
+        return await _change(
+            actor, service, number, lambda: service.reassign(number, body.department, body.mode, actor, body.note)
+        )
 
     return router
+
+
+async def _change(
+    actor: Actor, service: WorkOrderService, number: str, change: Callable[[], Awaitable[WorkOrderRecord]]
+) -> WorkOrderOut:
+    """Make a change to an order the actor may see, and answer with the order as it is now."""
+    try:
+        await _seen_by(actor, service, number)
+        order = await change()
+    except (WorkOrderError, WorkflowError) as exc:
+        raise _error(exc) from None
+    return WorkOrderOut.of(order, service.clock(), with_steps=True)
 
 
 async def _seen_by(actor: Actor, service: WorkOrderService, number: str) -> WorkOrderRecord:
@@ -371,7 +350,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.isoformat()
+        return iso(value) or ""
     text = str(value)
     # A cell starting with = + - @ would run as a formula in a spreadsheet (CSV injection).
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text

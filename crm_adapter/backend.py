@@ -1,10 +1,8 @@
 """The one interface every work-order backend offers, and the plain records that cross it.
 
-Two implementations pass the same contract test (tests/crm_adapter/test_contract.py): the embedded backend
-(the
+Two implementations pass the same contract test (tests/crm_adapter/test_contract.py): the embedded backend (the
 project's own database, the default) and Request Tracker 5 (`CRM_BACKEND=rt`). The service layer
-(`crm_adapter.service`) adds routing, deadlines and duplicate linking on top and is what the API and the bot
-use.
+(`crm_adapter.service`) adds routing, deadlines and duplicate linking on top and is what the API and the bot use.
 """
 
 from __future__ import annotations
@@ -17,8 +15,7 @@ from crm_adapter.workflow import Actor, DispatchMode
 
 
 class WorkOrderError(Exception):
-    """Base of the errors a backend raises on purpose (each maps to a 4xx, or 503 for an unreachable
-    tracker)."""
+    """Base of the errors a backend raises on purpose (each maps to a 4xx, or 503 for an unreachable tracker)."""
 
 
 class WorkOrderNotFound(WorkOrderError):
@@ -134,8 +131,7 @@ class ChangeBatch:
 
 
 class WorkOrderBackend(Protocol):
-    """Where work orders live. Every method raises WorkOrderError subclasses, never anything else on
-    purpose."""
+    """Where work orders live. Every method raises WorkOrderError subclasses, never anything else on purpose."""
 
     name: str
 
@@ -155,9 +151,7 @@ class WorkOrderBackend(Protocol):
         due_at: datetime | None = None,
     ) -> WorkOrderRecord: ...
 
-    async def add_note(
-        self, number: str, actor: Actor, note: str, *, action: str = "note"
-    ) -> WorkOrderRecord: ...
+    async def add_note(self, number: str, actor: Actor, note: str, *, action: str = "note") -> WorkOrderRecord: ...
 
     async def reassign(
         self, number: str, department: str, mode: DispatchMode, actor: Actor, note: str | None = None

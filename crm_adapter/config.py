@@ -1,22 +1,7 @@
-"""The CRM adapter's settings, read from the gateway's Settings (with these defaults until the fields exist
-there).
-
-| setting | env | default | what |
-| crm_backend | CRM_BACKEND | embedded | where work orders live: embedded (our database) or rt (Request
-Tracker 5) |
-| crm_routing_path | CRM_ROUTING_PATH | crm_adapter/routing.yml | routing rules and the department list |
-| crm_sla_path | CRM_SLA_PATH | crm_adapter/sla.yml | service commitments, office hours and holiday additions
-|
-| work_order_prefix | WORK_ORDER_PREFIX | BJ | the city prefix of order numbers (BJ-20261123-0007) |
-| crm_sla_check_seconds | CRM_SLA_CHECK_SECONDS | 60 | how often the SLA watcher looks for due and overdue
-orders |
-| crm_duplicate_threshold | CRM_DUPLICATE_THRESHOLD | 0.4 | bigram similarity from which a repeat report is
-linked |
-| rt_url | RT_URL | "" | Request Tracker's base URL |
-| rt_token | RT_TOKEN | "" | an RT auth token (Authorization: token …) |
-| rt_queue_prefix | RT_QUEUE_PREFIX | "" | RT queue name = prefix + department code |
-| rt_poll_seconds | RT_POLL_SECONDS | 30 | how often RT's transactions are polled for changes |
-| admin_token | ADMIN_TOKEN | "" | bearer token for /api/work-orders until roles exist; empty refuses all |
+"""The CRM adapter's settings as the work-order service reads them. They come from the app's Settings by name
+(WORK_ORDER_PREFIX, CRM_*, RT_*: crm_adapter/settings.py declares them and their defaults, the README's table says
+what each does); a name missing there or empty takes the same default, so the service also runs from a bare object
+(the tests, the benchmarks).
 """
 
 from __future__ import annotations
@@ -25,41 +10,39 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crm_adapter.duplicates import DEFAULT_THRESHOLD
-from crm_adapter.routing import DEFAULT_ROUTING_PATH
-from crm_adapter.sla import DEFAULT_SLA_PATH
+from crm_adapter.settings import WorkOrderSettings
+
+_DEFAULTS = {name: info.default for name, info in WorkOrderSettings.model_fields.items()}
 
 
 @dataclass(frozen=True)
 class CrmConfig:
-    backend: str = "embedded"
-    routing_path: Path = DEFAULT_ROUTING_PATH
-    sla_path: Path = DEFAULT_SLA_PATH
-    number_prefix: str = "BJ"
-    sla_check_seconds: float = 60.0
-    duplicate_threshold: float = DEFAULT_THRESHOLD
-    rt_url: str = ""
-    rt_token: str = ""
-    rt_queue_prefix: str = ""
-    rt_poll_seconds: float = 30.0
-    admin_token: str = ""
+    backend: str = _DEFAULTS["crm_backend"]
+    routing_path: Path = _DEFAULTS["crm_routing_path"]
+    sla_path: Path = _DEFAULTS["crm_sla_path"]
+    number_prefix: str = _DEFAULTS["work_order_prefix"]
+    sla_check_seconds: float = _DEFAULTS["crm_sla_check_seconds"]
+    duplicate_threshold: float = _DEFAULTS["crm_duplicate_threshold"]
+    rt_url: str = _DEFAULTS["rt_url"]
+    rt_token: str = _DEFAULTS["rt_token"]
+    rt_queue_prefix: str = _DEFAULTS["rt_queue_prefix"]
+    rt_poll_seconds: float = _DEFAULTS["rt_poll_seconds"]
 
     @staticmethod
     def from_settings(settings: Any) -> CrmConfig:
-        def get(name: str, default: Any) -> Any:
+        def get(name: str) -> Any:
             value = getattr(settings, name, None)
-            return default if value in (None, "") else value
+            return _DEFAULTS[name] if value in (None, "") else value
 
         return CrmConfig(
-            backend=str(get("crm_backend", "embedded")).lower(),
-            routing_path=Path(get("crm_routing_path", DEFAULT_ROUTING_PATH)),
-            sla_path=Path(get("crm_sla_path", DEFAULT_SLA_PATH)),
-            number_prefix=str(get("work_order_prefix", "BJ")),
-            sla_check_seconds=float(get("crm_sla_check_seconds", 60.0)),
-            duplicate_threshold=float(get("crm_duplicate_threshold", DEFAULT_THRESHOLD)),
-            rt_url=str(get("rt_url", "")),
-            rt_token=str(get("rt_token", "")),
-            rt_queue_prefix=str(get("rt_queue_prefix", "")),
-            rt_poll_seconds=float(get("rt_poll_seconds", 30.0)),
-            admin_token=str(get("admin_token", "")),
+            backend=str(get("crm_backend")).lower(),
+            routing_path=Path(get("crm_routing_path")),
+            sla_path=Path(get("crm_sla_path")),
+            number_prefix=str(get("work_order_prefix")),
+            sla_check_seconds=float(get("crm_sla_check_seconds")),
+            duplicate_threshold=float(get("crm_duplicate_threshold")),
+            rt_url=str(get("rt_url")),
+            rt_token=str(get("rt_token")),
+            rt_queue_prefix=str(get("rt_queue_prefix")),
+            rt_poll_seconds=float(get("rt_poll_seconds")),
         )

@@ -1,9 +1,7 @@
-"""Is a new report the same thing the contact reported earlier? Normalised character-bigram Jaccard
-similarity.
+"""Is a new report the same thing the contact reported earlier? Normalised character-bigram Jaccard similarity.
 
-Bigrams work for Chinese without a word segmenter and for English alike; digits stay (house numbers, bus
-lines)
-because they tell two places apart. The threshold is tested in tests/crm_adapter/test_duplicates.py.
+Bigrams work for Chinese without a word segmenter and for English alike; digits stay (house numbers, bus lines)
+because they tell two places apart. The threshold is tested in tests/crm_adapter/test_routing_and_duplicates.py.
 """
 
 from __future__ import annotations

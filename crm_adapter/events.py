@@ -1,5 +1,4 @@
-"""Events the work-order service raises for the rest of the gateway (inbox, proactive notice to the
-citizen)."""
+"""Events the work-order service raises for the rest of the gateway (inbox, proactive notice to the citizen)."""
 
 from __future__ import annotations
 
@@ -14,10 +13,8 @@ from crm_adapter.backend import WorkOrderRecord
 class WorkOrderEvent:
     """kind: filed, linked_report, status_changed, reassigned, note, sla_reminder, sla_overdue.
 
-    `audience` says who should see it in the inbox ("department:<code>", "supervisors", "contact:<id>"); the
-    citizen
-    is told about status_changed to assigned, resolved and closed on `channel` (the gateway applies opt-out
-    and the
+    `audience` says who should see it in the inbox ("department:<code>", "supervisors", "contact:<id>"); the citizen
+    is told about status_changed to assigned, resolved and closed on `channel` (the gateway applies opt-out and the
     channel's window rules).
     """
 

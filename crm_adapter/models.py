@@ -1,9 +1,7 @@
-"""The work-order tables: departments, work orders, their steps, per-day number sequences, SLA alerts, sync
-cursors.
+"""The work-order tables: departments, work orders, their steps, per-day number sequences, SLA alerts, sync cursors.
 
 They live on the gateway's one `Base` (same database, same migrations); the migration that creates them is
-`gateway/storage/migrations/versions/0100_work_orders.py` (branch "work_orders"). All datetimes are stored in
-UTC.
+`gateway/storage/migrations/versions/0100_work_orders.py` (branch "work_orders"). All datetimes are stored in UTC.
 """
 
 from __future__ import annotations
@@ -16,8 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from gateway.clock import utc_now
 from gateway.storage.models import Base
 
-# Statuses in which an order is still somebody's job; the overdue query and the SLA watcher look only at
-# these.
+# Statuses in which an order is still somebody's job; the overdue query and the SLA watcher look only at these.
 OPEN_STATUSES: tuple[str, ...] = ("new", "assigned", "in_progress", "reopened", "returned")
 # The same as SQL with literal values: the partial index below is only usable when the query says exactly this
 # (a planner cannot prove a partial index's condition from bound parameters).
@@ -35,8 +32,7 @@ class Department(Base):
 class WorkOrder(Base):
     __tablename__ = "work_orders"
     __table_args__ = (
-        # "Overdue": status IN (open statuses) AND due_at < now: one index range per open status, never a
-        # scan.
+        # "Overdue": status IN (open statuses) AND due_at < now: one index range per open status, never a scan.
         Index("ix_work_orders_status_due", "status", "due_at"),
         # The open orders by deadline (a few percent of all): "the first page of overdue orders, most overdue
         # first" reads the first rows of this index and stops.
@@ -108,8 +104,7 @@ class WorkOrderSequence(Base):
 
 
 class WorkOrderAlert(Base):
-    """An SLA reminder or overdue alarm raised once per order, level and deadline (a new deadline re-arms
-    it)."""
+    """An SLA reminder or overdue alarm raised once per order, level and deadline (a new deadline re-arms it)."""
 
     __tablename__ = "work_order_alerts"
     __table_args__ = (UniqueConstraint("work_order_id", "level", "due_at", name="uq_work_order_alert"),)
@@ -122,8 +117,8 @@ class WorkOrderAlert(Base):
 
 
 class SyncCursor(Base):
-    """Where a poll of an outside system stopped (RT's last transaction id), so no change is lost or read
-    twice."""
+    """Where a reader of a feed stopped (RT's last transaction id, the citizens' notices' last step), so no change is
+    lost or read twice."""
 
     __tablename__ = "crm_sync_cursors"
 

@@ -1,11 +1,11 @@
 """Proactive notices to the citizen when their work order moves (assigned, in progress, resolved, closed), and the
 回访 after closing: "are you satisfied?" with buttons whose payloads the bot's `rate_work_order` intent takes.
 
-Durable: the notifier reads the orders' status changes after a cursor kept in the database (the same change feed
-the API offers, `changes_since`, which includes changes that flowed back from Request Tracker), so a notice is
-neither lost across a restart nor sent twice (each is enqueued with a key made of the order and the change). Where
-and whether it may be sent (opt-out, the channel's reply window, a channel that cannot push) is the sink's
-business: `gateway.outbox.Outbox.enqueue_proactive`.
+Durable: the notifier reads our database's change feed (`crm_adapter.change_feed`, which includes the changes that
+flowed back from Request Tracker) after a cursor kept in the database, so a notice is neither lost across a restart
+nor sent twice (each is enqueued with a key made of the order and the change). Where and whether it may be sent
+(opt-out, the channel's reply window, a channel that cannot push) is the sink's business:
+`gateway.outbox.Outbox.enqueue_proactive`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from crm_adapter.backend import Change, WorkOrderNotFound, WorkOrderRecord
-from crm_adapter.embedded import EmbeddedBackend
+from crm_adapter.backend import Change, WorkOrderBackend, WorkOrderNotFound, WorkOrderRecord
+from crm_adapter.change_feed import ChangeFeed
+from crm_adapter.cursors import CursorStore
 from crm_adapter.routing import DepartmentInfo
 from gateway.message import Button, OutboundMessage
 
@@ -109,7 +110,9 @@ Lock = Callable[[], Any]  # an async context manager: one notifier at a time acr
 class CitizenNotifier:
     """Turns status changes into notices, after a persisted cursor (see the module docstring)."""
 
-    backend: EmbeddedBackend
+    backend: WorkOrderBackend
+    feed: ChangeFeed  # our database's feed, not RtBackend.changes_since (which polls RT first: the RT sync does that)
+    cursors: CursorStore
     sink: NoticeSink
     departments: dict[str, DepartmentInfo]
     timezone: ZoneInfo
@@ -122,11 +125,11 @@ class CitizenNotifier:
 
     async def start_cursor(self) -> str | None:
         """Where to start: the stored cursor, else "now" (a new installation does not notify its past)."""
-        cursor = await self.backend.read_cursor(CURSOR_NAME)
+        cursor = await self.cursors.read(CURSOR_NAME)
         if cursor is not None:
             return cursor
-        latest = await self.backend.latest_step_cursor()
-        await self.backend.write_cursor(CURSOR_NAME, latest)
+        latest = await self.feed.latest_cursor()
+        await self.cursors.write(CURSOR_NAME, latest)
         return latest
 
     async def run_once(self) -> int:
@@ -140,8 +143,7 @@ class CitizenNotifier:
         cursor = await self.start_cursor()
         sent = 0
         while True:
-            # Our database's feed, not RtBackend's (which would poll RT first: the RT sync loop does that).
-            batch = await EmbeddedBackend.changes_since(self.backend, cursor, self.batch)
+            batch = await self.feed.since(cursor, self.batch)
             for change in batch.changes:
                 try:
                     sent += await self._notify(change)
@@ -152,7 +154,7 @@ class CitizenNotifier:
                     return sent
                 cursor = change.cursor
                 # After each change: a crash re-reads at most this one, and its key keeps it from going twice.
-                await self.backend.write_cursor(CURSOR_NAME, cursor)
+                await self.cursors.write(CURSOR_NAME, cursor)
             if len(batch.changes) < self.batch:
                 return sent
 

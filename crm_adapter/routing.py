@@ -1,8 +1,7 @@
 """Routing: which department gets a new work order, from rules in `routing.yml` (path from CRM_ROUTING_PATH).
 
 Evidence is weighed in this order, and the decision says which piece decided:
-1. `rules`, in file order, first match wins; a rule matches when every condition it names holds (category,
-intent,
+1. `rules`, in file order, first match wins; a rule matches when every condition it names holds (category, intent,
    kb_department, keywords). A rule's department may be `$kb_department` (the department of the KB article the
    bot found).
 2. `keywords` per department (Chinese and English): the department with the most distinct hits in the title,

@@ -17,8 +17,7 @@ RT's default lifecycle is used as is, so any RT installation works:
     returned        (queue → dispatch)     deleted → closed
     resolved/closed resolved               queue moved → transferred (dispatch queue: returned)
 
-Changes made in RT flow back by polling RT's transactions after a cursor kept in our database (`sync()`), so
-none
+Changes made in RT flow back by polling RT's transactions after a cursor kept in our database (`sync()`), so none
 is lost while the gateway is down; a webhook from an RT scrip can only hint "poll now".
 
 RT pitfalls handled here: many refusals come back as HTTP 200 with a message, and at create a custom field not
@@ -29,23 +28,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 import structlog
 from sqlalchemy import select
 
-from crm_adapter.backend import BackendUnavailable, ChangeBatch, WorkOrderRecord
+from crm_adapter.backend import BackendUnavailable, ChangeBatch, InvalidWorkOrder, WorkOrderRecord
+from crm_adapter.cursors import CursorStore
 from crm_adapter.embedded import EmbeddedBackend
-from crm_adapter.models import WorkOrder
+from crm_adapter.models import Department, WorkOrder
+from crm_adapter.rows import add_step, lock_order, order_record, read_record
 from crm_adapter.workflow import DISPATCH_DESK, SYSTEM, Actor, Role, Status
+from gateway.clock import utc
 from gateway.storage import Database
 
 log = structlog.get_logger(__name__)
 
 CURSOR_NAME = "rt:transactions"
-CUSTOM_FIELDS = ("Category", "Channel", "WorkOrderNumber")
 PRIORITY = {"low": 20, "normal": 50, "high": 80, "urgent": 100}
 
 # Our status → the RT status we push (None: leave RT's status as it is).
@@ -71,8 +72,7 @@ FINISHED = frozenset({Status.RESOLVED, Status.CLOSED})
 
 
 class RtClient:
-    """The few REST 2.0 calls the adapter needs; raises BackendUnavailable on any failure or silent
-    refusal."""
+    """The few REST 2.0 calls the adapter needs; raises BackendUnavailable on any failure or silent refusal."""
 
     def __init__(
         self, url: str, token: str, http: httpx.AsyncClient | None = None, timeout: float = 10.0
@@ -158,7 +158,7 @@ class RtClient:
                 "Content": content,
                 "ContentType": "text/plain",
                 "Priority": priority,
-                "Due": due.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                "Due": utc(due).strftime("%Y-%m-%d %H:%M:%S"),
                 "CustomFields": custom_fields,
             },
         )
@@ -319,6 +319,7 @@ class RtBackend(EmbeddedBackend):
         self.rt = RtMirror(client, queue_prefix)
         kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
         super().__init__(db, number_prefix=number_prefix, timezone=timezone, mirror=self.rt, **kwargs)
+        self.cursors = CursorStore(db, self.clock)
 
     async def close(self) -> None:
         await self.client.close()
@@ -340,7 +341,7 @@ class RtBackend(EmbeddedBackend):
         pushed = 0
         for number in numbers:
             async with self.db.sessions() as session, session.begin():
-                order = await self._lock(session, number)
+                order = await lock_order(session, number)
                 if not order.push_pending:
                     continue  # another worker pushed it meanwhile
                 existing = await self.client.find_ticket(order.number)
@@ -352,15 +353,15 @@ class RtBackend(EmbeddedBackend):
                 target = RT_STATUS.get(order.status)
                 if target is not None and target != "new":  # it moved on while RT was away
                     await self.client.update_ticket(order.external_ref, status=target)
-                self._step(
-                    session, order, SYSTEM, "pushed", None, None, note=f"Request Tracker ticket {order.external_ref}"
-                )
+                note = f"Request Tracker ticket {order.external_ref}"
+                add_step(session, order, SYSTEM, "pushed", self.clock(), note=note)
                 pushed += 1
         if pushed:
             log.info("rt.pushed_pending", count=pushed)
         return pushed
 
     async def changes_since(self, cursor: str | None, limit: int = 100) -> ChangeBatch:
+        """Pull RT's changes first (`sync`), then answer from our database's change feed."""
         try:
             await self.sync()
         except BackendUnavailable as exc:
@@ -371,7 +372,7 @@ class RtBackend(EmbeddedBackend):
     async def sync(self, max_pages: int = 50) -> list[WorkOrderRecord]:
         """Apply RT's ticket transactions after our cursor to our orders; return the orders that changed."""
         changed: list[WorkOrderRecord] = []
-        last = int(await self.read_cursor(CURSOR_NAME) or 0)
+        last = int(await self.cursors.read(CURSOR_NAME) or 0)
         for _ in range(max_pages):
             items = await self.client.transactions_after(last)
             if not items:
@@ -381,18 +382,17 @@ class RtBackend(EmbeddedBackend):
                 if record is not None:
                     changed.append(record)
                 last = max(last, int(txn["id"]))
-            await self.write_cursor(
-                CURSOR_NAME, str(last)
-            )  # after each page: a crash re-reads at most one page
+            await self.cursors.write(CURSOR_NAME, str(last))  # after each page: a crash re-reads at most one page
             if len(items) < 100:
                 break
         return changed
 
     async def _apply(self, txn: dict[str, Any]) -> WorkOrderRecord | None:
+        """Apply one RT transaction (a status change or a queue move) to the order of its ticket, if it is ours."""
         kind, field = txn.get("Type"), txn.get("Field")
         if kind != "Status" and not (kind == "Set" and field == "Queue"):
             return None
-        order = await self.find_by_external_ref(str(txn.get("ObjectId")))
+        order = await self._order_of_ticket(str(txn.get("ObjectId")))
         if order is None:
             return None  # a ticket that is not one of our orders
         creator = (txn.get("Creator") or {}).get("id", "?")
@@ -409,23 +409,17 @@ class RtBackend(EmbeddedBackend):
                     status = Status.NEW if order.department == DISPATCH_DESK else Status.ASSIGNED
                 else:
                     status = Status.IN_PROGRESS
-                return await self.apply_outside_change(order.number, actor, status=status.value, note=note)
+                return await self._apply_outside_change(order.number, actor, status=status.value, note=note)
             if new_value == "resolved":
-                return await self.apply_outside_change(
-                    order.number, actor, status=Status.RESOLVED.value, note=note
-                )
+                return await self._apply_outside_change(order.number, actor, status=Status.RESOLVED.value, note=note)
             if new_value == "deleted":
-                return await self.apply_outside_change(
-                    order.number, actor, status=Status.CLOSED.value, note=note
-                )
+                return await self._apply_outside_change(order.number, actor, status=Status.CLOSED.value, note=note)
             if new_value == "rejected":
-                record = await self.apply_outside_change(
+                record = await self._apply_outside_change(
                     order.number, actor, status=Status.RETURNED.value, department=DISPATCH_DESK, note=note
                 )
                 if record is not None and record.external_ref:
-                    await self.client.update_ticket(
-                        record.external_ref, queue=self.rt.queue_of(DISPATCH_DESK)
-                    )
+                    await self.client.update_ticket(record.external_ref, queue=self.rt.queue_of(DISPATCH_DESK))
                 return record
             log.warning("rt.unknown_status", ticket=order.external_ref, status=new_value)
             return None
@@ -442,6 +436,52 @@ class RtBackend(EmbeddedBackend):
             status = Status(order.status)
         else:
             status = Status.ASSIGNED
-        return await self.apply_outside_change(
+        return await self._apply_outside_change(
             order.number, actor, status=status.value, department=department, note=note
         )
+
+    async def _order_of_ticket(self, ticket_id: str) -> WorkOrderRecord | None:
+        async with self.db.sessions() as session:
+            order = (
+                await session.execute(select(WorkOrder).where(WorkOrder.external_ref == ticket_id))
+            ).scalar_one_or_none()
+            return None if order is None else order_record(order)
+
+    async def _apply_outside_change(
+        self,
+        number: str,
+        actor: Actor,
+        *,
+        status: str | None = None,
+        department: str | None = None,
+        note: str | None = None,
+    ) -> WorkOrderRecord | None:
+        """A change made in RT: apply it to our order without pushing it back (RT has it already). Returns None
+        when there was nothing to change."""
+        async with self.db.sessions() as session, session.begin():
+            order = await lock_order(session, number)
+            old_status, old_department = order.status, order.department
+            new_status = status or old_status
+            new_department = department or old_department
+            if new_status == old_status and new_department == old_department:
+                return None
+            moved = new_department != old_department
+            if moved and await session.get(Department, new_department) is None:
+                raise InvalidWorkOrder(f"unknown department {new_department!r}")
+            now = self.clock()
+            order.status, order.department, order.updated_at = new_status, new_department, now
+            if new_status == Status.RESOLVED and old_status != Status.RESOLVED:
+                order.resolved_at = now
+            add_step(
+                session,
+                order,
+                actor,
+                "dispatch_outside" if moved else "status",
+                self.clock(),
+                from_status=old_status,
+                to_status=new_status,
+                from_department=old_department if moved else None,
+                to_department=new_department if moved else None,
+                note=note,
+            )
+            return await read_record(session, order)

@@ -1,34 +1,37 @@
-"""The work-order service the API, the bot's actions and the inbox use: routing + service commitments +
-duplicate
-linking + events, on top of one backend (embedded or Request Tracker)."""
+"""The work-order service the API, the bot's actions and the inbox use: routing + service commitments + duplicate
+linking + events, on top of one backend (embedded or Request Tracker), and its background work (the SLA watcher,
+the citizens' notices, the Request Tracker sync)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import structlog
 
 from crm_adapter.backend import (
-    ChangeBatch,
     InvalidWorkOrder,
     NewWorkOrder,
     OrderFilter,
+    WorkOrderBackend,
     WorkOrderNotFound,
     WorkOrderRecord,
 )
+from crm_adapter.change_feed import ChangeFeed
 from crm_adapter.config import CrmConfig
+from crm_adapter.cursors import CursorStore
 from crm_adapter.duplicates import similarity
 from crm_adapter.embedded import EmbeddedBackend
 from crm_adapter.events import Publish, WorkOrderEvent
 from crm_adapter.notices import CitizenNotifier, Lock, NoticeSink
 from crm_adapter.routing import Router, RoutingDecision, RoutingInput, load_routing
+from crm_adapter.rt import RtBackend, RtClient
 from crm_adapter.sla import SlaPolicy, load_sla
+from crm_adapter.sla_alerts import SlaAlerts
 from crm_adapter.watcher import SlaWatcher
 from crm_adapter.workflow import (
     DISPATCH_DESK,
@@ -48,9 +51,6 @@ log = structlog.get_logger(__name__)
 
 BOT = Actor("bot", Role.BOT)
 RT_BACKOFF_MAX_SECONDS = 600.0  # the longest wait between two tries while Request Tracker does not answer
-
-
-
 DISSATISFIED_AT_MOST = 2  # a 回访 score this low reopens the order (不满意 is 1)
 
 
@@ -87,9 +87,16 @@ def _title(description: str) -> str:
     return first if len(first) <= 40 else first[:39] + "…"
 
 
+# What a FileRequest hands on to the backend as it is: the fields both shapes have but title and priority (set in file).
+_HANDED_ON = tuple(
+    sorted(({f.name for f in fields(FileRequest)} & {f.name for f in fields(NewWorkOrder)}) - {"title", "priority"})
+)
+
+
 @dataclass
 class WorkOrderService:
-    backend: EmbeddedBackend  # the embedded backend or the RT backend (which mirrors into our database)
+    backend: WorkOrderBackend  # the embedded backend or the RT backend (which mirrors into our database)
+    db: Database  # our database: SLA alerts, the change feed and cursors live there whatever the backend
     router: Router
     sla: SlaPolicy
     config: CrmConfig = field(default_factory=CrmConfig)
@@ -98,8 +105,7 @@ class WorkOrderService:
     duplicate_window: timedelta = timedelta(days=1)
     notifier: CitizenNotifier | None = None  # set by notify_citizens(); runs with run_background()
 
-    # ---- filing
-    # -----------------------------------------------------------------------------------------------
+    # ---- filing ------------------------------------------------------------------------------------------------
 
     async def file(self, request: FileRequest) -> FileResult:
         if request.category not in Category.__members__.values():
@@ -131,23 +137,14 @@ class WorkOrderService:
             priority, note = Priority.URGENT.value, f"; urgent: {', '.join(danger[:3])}"
         order = await self.backend.create(
             NewWorkOrder(
-                category=request.category,
+                **{name: getattr(request, name) for name in _HANDED_ON},
                 title=(request.title or _title(request.description)),
-                description=request.description,
-                location=request.location,
-                contact_id=request.contact_id,
-                conversation_id=request.conversation_id,
-                channel=request.channel,
-                language=request.language,
                 priority=priority,
                 department=decision.department,
                 status=(Status.NEW if decision.department == DISPATCH_DESK else Status.ASSIGNED).value,
                 due_at=self.sla.due_at(request.category, priority, now),
-                actor=request.actor,
                 note=f"routed to {decision.department} ({decision.reason}){note}",
                 created_at=now,
-                phone=request.phone,
-                photos=tuple(request.photos),
             )
         )
         await self._emit(WorkOrderEvent.of("filed", order, now))
@@ -174,8 +171,7 @@ class WorkOrderService:
                 best = (order, score)
         return best
 
-    # ---- reading
-    # ----------------------------------------------------------------------------------------------
+    # ---- reading -----------------------------------------------------------------------------------------------
 
     async def get(self, number: str) -> WorkOrderRecord:
         return await self.backend.get(number)
@@ -184,12 +180,11 @@ class WorkOrderService:
         return await self.backend.find(where)
 
     async def latest_for_contact(self, contact_id: str) -> WorkOrderRecord | None:
-        """ "My latest report": the contact's newest order."""
+        """The contact's newest order ("my latest report")."""
         orders = await self.backend.find(OrderFilter(contact_id=contact_id, limit=1))
         return orders[0] if orders else None
 
-    # ---- changing
-    # ---------------------------------------------------------------------------------------------
+    # ---- changing ----------------------------------------------------------------------------------------------
 
     async def update_status(
         self, number: str, status: str, actor: Actor, note: str | None = None
@@ -231,12 +226,9 @@ class WorkOrderService:
         )
         return order
 
-    async def changes_since(self, cursor: str | None, limit: int = 100) -> ChangeBatch:
-        return await self.backend.changes_since(cursor, limit)
-
     async def rate(self, number: str, contact_id: str, score: int) -> WorkOrderRecord:
-        """The filer's answer to the 回访 (satisfaction 1–5) on a resolved or closed order. Anyone else's
-        answer is refused as WorkOrderNotFound (nothing is revealed about other people's orders)."""
+        """The filer's answer to the 回访 (satisfaction 1–5) on a resolved or closed order. Anyone else's answer is
+        refused as WorkOrderNotFound (nothing is revealed about other people's orders)."""
         order = await self.backend.get(number, with_steps=False)
         if order.contact_id != contact_id:
             raise WorkOrderNotFound(number)
@@ -250,21 +242,17 @@ class WorkOrderService:
         if score <= DISSATISFIED_AT_MOST:
             # 回访不满意 → 重办: the order goes back to its department with a fresh commitment, as 12345 centres do,
             # and the supervisors see it (the status change is an event for them too).
-            return await self.update_status(number, Status.REOPENED.value, SYSTEM,
-                                            f"the citizen is not satisfied ({score}/5): handled again")
+            note = f"the citizen is not satisfied ({score}/5): handled again"
+            return await self.update_status(number, Status.REOPENED.value, SYSTEM, note)
         return rated
 
-    # ---- background work
-    # --------------------------------------------------------------------------------------
+    # ---- background work ---------------------------------------------------------------------------------------
 
     def watcher(self, emit: Publish | None = None) -> SlaWatcher:
-        return SlaWatcher(self.backend, self.sla, emit or self._emit, self.clock)
+        return SlaWatcher(SlaAlerts(self.db, self.clock), self.sla, emit or self._emit, self.clock)
 
     async def sync_outside(self) -> list[WorkOrderEvent]:
-        """Pull changes made in the outside tracker (RT) and raise them as events; nothing to do when
-        embedded."""
-        from crm_adapter.rt import RtBackend
-
+        """Pull changes made in the outside tracker (RT) and raise them as events; nothing to do when embedded."""
         if not isinstance(self.backend, RtBackend):
             return []
         events = [
@@ -279,7 +267,13 @@ class WorkOrderService:
         """Tell citizens when their orders move (and ask for the 回访 after closing) through `sink`, from
         run_background() on; `lock` (an async context manager factory) keeps several workers from racing."""
         self.notifier = CitizenNotifier(
-            self.backend, sink, self.router.departments, ZoneInfo(self.sla.calendar.config.timezone), lock
+            self.backend,
+            ChangeFeed(self.db),
+            CursorStore(self.db, self.clock),
+            sink,
+            self.router.departments,
+            self.sla.calendar.zone,
+            lock,
         )
         return self.notifier
 
@@ -301,8 +295,6 @@ class WorkOrderService:
 
     async def sync_rt_once(self) -> bool:
         """Push the orders RT did not take, then pull RT's changes; False when RT did not answer."""
-        from crm_adapter.rt import RtBackend
-
         if not isinstance(self.backend, RtBackend):
             return True
         try:
@@ -344,16 +336,13 @@ async def build_work_orders(
     publish: Publish | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> WorkOrderService:
-    """Build the work-order service from the gateway's settings: load routing and commitments, pick the
-    backend,
+    """Build the work-order service from the gateway's settings: load routing and commitments, pick the backend,
     and make sure the configured departments exist. The database must be migrated already."""
     config = CrmConfig.from_settings(settings)
     router = load_routing(config.routing_path)
     sla = load_sla(config.sla_path)
     backend: EmbeddedBackend
     if config.backend == "rt":
-        from crm_adapter.rt import RtBackend, RtClient
-
         backend = RtBackend(
             db,
             RtClient(config.rt_url, config.rt_token, http),
@@ -378,4 +367,4 @@ async def build_work_orders(
                 hint="add the year's holidays and adjusted working days to sla.yml (extra_holidays, "
                 "extra_workdays) or upgrade chinesecalendar",
             )
-    return WorkOrderService(backend, router, sla, config, clock, publish)
+    return WorkOrderService(backend, db, router, sla, config, clock, publish)

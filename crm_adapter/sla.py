@@ -1,8 +1,7 @@
 """Service commitments: the deadline of an order by category and priority, and the reminder window before it.
 
 Read from `sla.yml` (path from the CRM_SLA_PATH setting). A commitment is counted in `working_days`, in
-`working_hours` (office time on the city's calendar) or, for emergencies that do not wait for office hours, in
-plain
+`working_hours` (office time on the city's calendar) or, for emergencies that do not wait for office hours, in plain
 `hours`.
 """
 
@@ -15,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from crm_adapter.calendar import CalendarConfig, WorkingCalendar
 from crm_adapter.workflow import Category, Priority
+from gateway.calendar import CalendarConfig, WorkingCalendar
 
 DEFAULT_SLA_PATH = Path(__file__).resolve().parent / "sla.yml"
 

@@ -1,7 +1,5 @@
-"""The SLA watcher: each tick, raise a reminder for open orders whose deadline is near and an overdue alarm
-for
-those past it, once per order, level and deadline (recorded in work_order_alerts and as a step), and hand the
-events
+"""The SLA watcher: each tick, raise a reminder for open orders whose deadline is near and an overdue alarm for those
+past it, once per order, level and deadline (claimed in our database, `crm_adapter.sla_alerts`), and hand the events
 to a callback (the gateway publishes them to the department's queue and the supervisors in the inbox)."""
 
 from __future__ import annotations
@@ -12,18 +10,16 @@ from datetime import datetime
 
 import structlog
 
-from crm_adapter.embedded import EmbeddedBackend
 from crm_adapter.events import Publish, WorkOrderEvent
 from crm_adapter.sla import SlaPolicy
+from crm_adapter.sla_alerts import SlaAlerts
 
 log = structlog.get_logger(__name__)
 
 
 class SlaWatcher:
-    def __init__(
-        self, store: EmbeddedBackend, sla: SlaPolicy, emit: Publish, clock: Callable[[], datetime]
-    ) -> None:
-        self.store = store
+    def __init__(self, alerts: SlaAlerts, sla: SlaPolicy, emit: Publish, clock: Callable[[], datetime]) -> None:
+        self.alerts = alerts
         self.sla = sla
         self.emit = emit
         self.clock = clock
@@ -31,17 +27,12 @@ class SlaWatcher:
     async def tick(self) -> list[WorkOrderEvent]:
         now = self.clock()
         events: list[WorkOrderEvent] = []
-        for order in await self.store.claim_alerts("overdue", now):
+        for order in await self.alerts.claim("overdue", now):
             events.append(
-                WorkOrderEvent.of(
-                    "sla_overdue", order, now, audience=(f"department:{order.department}", "supervisors")
-                )
+                WorkOrderEvent.of("sla_overdue", order, now, audience=(f"department:{order.department}", "supervisors"))
             )
-        # A reminder only while the deadline is still ahead: an order found already overdue gets the alarm
-        # alone.
-        for order in await self.store.claim_alerts(
-            "reminder", self.sla.reminder_threshold(now), due_from=now
-        ):
+        # A reminder only while the deadline is still ahead: an order found already overdue gets the alarm alone.
+        for order in await self.alerts.claim("reminder", self.sla.reminder_threshold(now), due_from=now):
             events.append(
                 WorkOrderEvent.of(
                     "sla_reminder", order, now, audience=(f"department:{order.department}", "supervisors")

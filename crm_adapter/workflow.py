@@ -1,5 +1,4 @@
-"""The work-order status machine: which status may follow which, who may make the move, and the dispatch
-modes.
+"""The work-order status machine: which status may follow which, who may make the move, and the dispatch modes.
 
     new ──► assigned ──► in_progress ──► resolved ──► closed
      │         │  ▲           │             │  ▲         │

@@ -1,27 +1,6 @@
-"""`python -m gateway`: serve the gateway alone with uvicorn (`make run` starts the whole stack)."""
+"""`python -m gateway`: the name operators, the Docker image and Compose know for serving the gateway; the same as
+`python -m app` (the composition root builds the app: the core itself knows no feature to build it from)."""
 
-from __future__ import annotations
+import runpy
 
-import uvicorn
-
-from gateway.app import create_app
-from gateway.settings import Settings
-
-
-def main() -> None:
-    settings = Settings()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.gateway_host,
-        port=settings.gateway_port,
-        log_config=None,
-        access_log=False,  # gateway/http_guard.py logs each request without its query string (signatures, ids)
-        ws_max_size=64 * 1024,  # web chat and inbox frames are small; nothing larger is read
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
-        timeout_graceful_shutdown=5,
-    )
-
-
-if __name__ == "__main__":
-    main()
+runpy.run_module("app", run_name="__main__", alter_sys=True)

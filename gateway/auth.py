@@ -9,17 +9,12 @@ Roles: `agent` (the inbox), `supervisor` (the inbox and its queues), `content_ed
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from fastapi import Depends, Header, HTTPException, Request
 from starlette.requests import HTTPConnection
-
-from gateway.services import Services, services_of
-
-if TYPE_CHECKING:
-    from handoff.agents import SessionInfo
 
 SESSION_COOKIE = "bj_inbox_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -46,17 +41,46 @@ class Principal:
         return self.role == "admin"
 
 
-async def session_of(connection: HTTPConnection) -> SessionInfo | None:
-    """The inbox session the cookie names, if it is live (requests and sockets)."""
-    services = connection.app.state.services
-    handoff = getattr(services, "handoff", None)  # apps built without the inbox (unit tests) have no sessions
+class StaffMember(Protocol):
+    """A logged-in member of staff, as the core needs to know them (the handoff's agents are such)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def language(self) -> str: ...
+
+    @property
+    def departments(self) -> list[str]: ...
+
+
+class StaffSession(Protocol):
+    @property
+    def agent(self) -> StaffMember: ...
+
+    @property
+    def csrf_token(self) -> str: ...
+
+
+class StaffSessions(Protocol):
+    """Where logins live (handoff/agents.py's AgentStore); the app lends it to the core."""
+
+    async def session(self, session_id: str) -> StaffSession | None: ...
+
+
+async def session_of(connection: HTTPConnection) -> StaffSession | None:
+    """The staff session the cookie names, if it is live (requests and sockets)."""
+    sessions: StaffSessions | None = getattr(connection.app.state.services, "staff_sessions", None)
     cookie = connection.cookies.get(SESSION_COOKIE)
-    if handoff is None or not cookie:
+    if sessions is None or not cookie:  # an app built without logins (unit tests) has no sessions
         return None
-    return await handoff.agents.session(cookie)  # type: ignore[no-any-return]
+    return await sessions.session(cookie)
 
 
-def principal_of_session(info: SessionInfo) -> Principal:
+def principal_of_session(info: StaffSession) -> Principal:
     return Principal(f"agent:{info.agent.id}", info.agent.role, info.agent.id, info.agent.language, info.csrf_token,
                      tuple(info.agent.departments))
 
@@ -73,14 +97,24 @@ async def session_principal(request: Request) -> Principal | None:
     return principal_of_session(info)
 
 
-def _bearer_admin(token: str, authorization: str | None) -> Principal:
-    if not token:
-        raise HTTPException(status_code=403, detail="log in, or set ADMIN_TOKEN for bearer-token API clients")
-    if authorization is None or not authorization.startswith("Bearer "):
-        raise HTTPException(status_code=401, detail="log in, or send Authorization: Bearer <ADMIN_TOKEN>",
+def bearer_matches(authorization: str | None, tokens: Sequence[str], what: str) -> None:
+    """The one check of a bearer token, for every route that takes one: 403 when none is configured (the route is
+    closed), 401 without a bearer token, 403 with one that is not one of `tokens` (compared in constant time).
+    `what` names the setting."""
+    configured = [t for t in tokens if t]
+    if not configured:
+        raise HTTPException(status_code=403, detail=f"closed: {what} is not set")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise HTTPException(status_code=401, detail=f"send Authorization: Bearer <{what}>",
                             headers={"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(authorization[len("Bearer "):].encode(), token.encode()):
+    if not any(hmac.compare_digest(given.strip().encode(), t.encode()) for t in configured):
         raise HTTPException(status_code=403, detail="wrong token")
+
+
+def bearer_admin(admin_token: str, authorization: str | None) -> Principal:
+    """The operator's ADMIN_TOKEN as a bearer token: an admin (API clients and outside checks)."""
+    bearer_matches(authorization, [admin_token], "ADMIN_TOKEN (or log in)")
     return Principal("admin", "admin")
 
 
@@ -90,21 +124,17 @@ def require_roles(*roles: str) -> Callable[..., Awaitable[Principal]]:
     async def dependency(
         request: Request,
         authorization: str | None = Header(default=None, description="Bearer <ADMIN_TOKEN> (API clients)"),
-        services: Services = Depends(services_of),
     ) -> Principal:
         principal = await session_principal(request)
         if principal is not None:
             if principal.role != "admin" and principal.role not in roles:
                 raise HTTPException(403, f"this needs the role {' or '.join(roles)}")
             return principal
-        return _bearer_admin(services.settings.admin_token, authorization)
+        return bearer_admin(request.app.state.services.settings.admin_token, authorization)
 
     return dependency
 
 
-_content = require_roles(*CONTENT_ROLES)
-
-
-async def require_admin(principal: Principal = Depends(_content)) -> str:
+async def require_admin(principal: Principal = Depends(require_roles(*CONTENT_ROLES))) -> str:
     """KB editing: content editors and admins (session), or the admin token; the caller's name for the audit trail."""
     return principal.name

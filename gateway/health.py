@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException
+from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway.auth import bearer_matches
 from gateway.services import Services, services_of
 
 router = APIRouter(tags=["operations"])
@@ -40,14 +40,16 @@ async def readyz(services: Services = Depends(services_of)) -> JSONResponse:
         check("coordination", services.coordination.ping()),
         check("rasa", services.bot.is_ready()),
     )
-    knowledge = services.knowledge
-    checks["knowledge_base"] = "ok" if knowledge is not None and knowledge.ready else "loading"
+    # The features' own checks (the knowledge base loading, the Slack desk revoked …), added by the app.
+    reported: dict[str, str] = {}
+    for name, extra in services.readiness.items():
+        try:
+            state = await asyncio.wait_for(extra.probe(), timeout=3)
+        except Exception as exc:  # readiness reports, it never raises
+            state = f"error: {type(exc).__name__}"
+        (checks if extra.required else reported)[name] = state
     ready = all(v == "ok" for v in checks.values())
-    # -- Slack desk (channels/slack): reported, never a reason to be unready. A revoked or uninstalled app stops the
-    # agents' second desk only; citizens are still answered and handoffs wait in the web inbox.
-    if services.slack_desk is not None:
-        checks["slack"] = services.slack_desk.state  # "ok", "revoked" or "uninstalled"
-    # -- end Slack desk
+    checks.update(reported)  # shown, never a reason to be unready
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
@@ -61,12 +63,5 @@ async def metrics(services: Services = Depends(services_of),
                   authorization: str | None = Header(default=None)) -> Response:
     # Counters by channel and route tell a stranger how the service is used and when it struggles: scrapers
     # present a token, as Prometheus's `authorization` scrape setting does.
-    tokens = [t for t in (services.settings.metrics_token, services.settings.admin_token) if t]
-    if not tokens:
-        raise HTTPException(403, "set METRICS_TOKEN to scrape metrics")
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        raise HTTPException(401, "send Authorization: Bearer <METRICS_TOKEN>", headers={"WWW-Authenticate": "Bearer"})
-    if not any(hmac.compare_digest(given.strip().encode(), t.encode()) for t in tokens):
-        raise HTTPException(403, "wrong token")
+    bearer_matches(authorization, [services.settings.metrics_token, services.settings.admin_token], "METRICS_TOKEN")
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -10,15 +10,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 
+from gateway.hooks import Intercept
 from gateway.keys import installation_secret
-from gateway.pipeline import Intercept
 from gateway.storage import Conversation, Database, Message
 
 log = structlog.get_logger(__name__)
@@ -136,7 +136,7 @@ class MediaHook:
 
     store: MediaStore
     db: Database
-    fetchers: dict[str, MediaFetcher]
+    fetchers: Mapping[str, MediaFetcher]
 
     async def __call__(self, conversation: Conversation, message: Message, text: str) -> Intercept | None:
         fetcher = self.fetchers.get(message.channel)

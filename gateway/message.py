@@ -1,4 +1,4 @@
-"""The normalized message and the shape every connector has.
+"""The normalized message: the one currency between channels and the rest of the gateway.
 
 Inbound: what a citizen sent, whatever the channel. Outbound: what the bot or an agent says, before a connector
 renders it into what its channel can show (downgrading what it cannot, so nothing is silently dropped).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -85,10 +85,16 @@ class OutboundMessage:
 
 @dataclass(frozen=True)
 class Capabilities:
+    """What a channel can show and do; the core decides by these, never by the channel's name."""
+
     buttons: bool
     images: bool
     max_text_length: int | None = None
     reply_window_hours: float | None = None  # how long after the citizen's last message we may write freely
+    push: bool = False  # its connector sends (the outbox delivers); otherwise replies are read from storage
+    templates: bool = False  # may write first outside the reply window (WeChat's template messages)
+    media: bool = False  # attachments arrive as vendor references the connector fetches (kept in DATA_DIR/media)
+    threads: bool = False  # a reply answers the citizen's last message in its own thread (e-mail)
 
 
 @dataclass(frozen=True)
@@ -97,10 +103,3 @@ class DeliveryResult:
     retry_after_seconds: float | None = None
     external_id: str | None = None
     error: str | None = None
-
-
-class Connector(Protocol):
-    """What every channel provides. The gateway owns everything between parse and render."""
-
-    name: str
-    capabilities: Capabilities

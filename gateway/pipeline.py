@@ -11,19 +11,21 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.client import BotTurn, BotUnavailable, RasaClient
+from gateway import topics
 from gateway.clock import iso, utc
 from gateway.coordination import Coordination
+from gateway.engine import BotTurn, BotUnavailable, RasaClient
+from gateway.hooks import TurnHook, TurnObserver
 from gateway.language import LanguageTagger
 from gateway.message import InboundMessage, OutboundMessage
 from gateway.metrics import Metrics
@@ -92,22 +94,14 @@ def message_view(message: Message) -> dict[str, Any]:
 
 
 
-Deliverer = Callable[[Conversation, list[Message]], Awaitable[None]]
+class Delivery(Protocol):
+    """Where replies go once stored: the outbox for the pushing channels (gateway/outbox)."""
 
+    def queues(self, channel: str) -> bool:
+        """Whether this channel's replies are sent by a worker (stored "queued") or read from storage ("sent")."""
+        ...
 
-@dataclass
-class Intercept:
-    """What a hook run before the bot decided: answer the turn itself (`replies`) or hand the bot other `text`."""
-
-    replies: list[OutboundMessage] | None = None
-    text: str | None = None
-
-
-# Run before the bot, under the conversation's lock (opt-out keywords, "2" → a button's payload, media, contacts).
-TurnHook = Callable[[Conversation, Message, str], Awaitable[Intercept | None]]
-# Run after the bot answered, inside the turn's transaction (handoff/: request_human, repeated not-understood): may
-# move the conversation's status and returns extra messages for the citizen (queue position, service hours).
-TurnObserver = Callable[[AsyncSession, Conversation, Message, BotTurn], Awaitable[list[OutboundMessage]]]
+    async def deliver(self, conversation: Conversation, replies: list[Message]) -> None: ...
 
 
 class Pipeline:
@@ -124,12 +118,17 @@ class Pipeline:
         self.bot = bot
         self.language = language
         self.metrics = metrics
-        # Channels that push replies themselves (SMS, Telegram …) register a deliverer; the rest read from storage.
-        self.deliverers: dict[str, Deliverer] = {}
-        # Channels whose replies the outbox sends: their outbound rows are stored "queued", not "sent".
-        self.queued_channels: set[str] = set()
+        # Set once, in one place (app/hooks.py): the hooks before and after the bot, in order, and the delivery.
         self.turn_hooks: list[TurnHook] = []
         self.turn_observers: list[TurnObserver] = []
+        self.delivery: Delivery | None = None
+
+    def use(self, before: Sequence[TurnHook] = (), after: Sequence[TurnObserver] = (),
+            delivery: Delivery | None = None) -> None:
+        """Run these hooks, in this order, before and after the bot; hand stored replies to `delivery`."""
+        self.turn_hooks = list(before)
+        self.turn_observers = list(after)
+        self.delivery = delivery
 
     # ---- receive: durable, deduplicated -------------------------------------------------------------------------
 
@@ -177,10 +176,10 @@ class Pipeline:
             language=message.language,
         )
         await self.coordination.publish(
-            f"conversation:{conversation.id}", {"type": "message", "message": message_view(message)}
+            topics.conversation(conversation.id), {"type": "message", "message": message_view(message)}
         )
         await self.coordination.publish(
-            "inbox", {"type": "activity", "conversation_id": conversation.id, "status": conversation.status}
+            topics.INBOX, {"type": "activity", "conversation_id": conversation.id, "status": conversation.status}
         )
         return Received(message.id, conversation.id, identity.contact_id, duplicate=False)
 
@@ -317,7 +316,7 @@ class Pipeline:
     async def process(self, conversation_id: str) -> None:
         """Run every waiting turn of the conversation, oldest first. Safe to call from anywhere, any number of times."""
         with structlog.contextvars.bound_contextvars(conversation_id=conversation_id):
-            async with self.coordination.lock(f"conversation:{conversation_id}"):
+            async with self.coordination.lock(topics.conversation(conversation_id)):
                 while True:
                     async with self.db.sessions() as session:
                         message = (
@@ -340,6 +339,13 @@ class Pipeline:
 
     async def _turn(self, conversation: Conversation, message: Message) -> bool:
         text = (message.payload or {}).get("reply_payload") or message.text or ""
+        no_reply = ((message.payload or {}).get("metadata") or {}).get("no_reply")
+        if no_reply:
+            # The channel marked it (mail from a machine: an auto-reply, a bounce, a list, our own address): stored
+            # and shown, never answered, so no mail loop can start.
+            log.info("turn.not_answered", message_id=message.id, reason=no_reply)
+            await self._finish(message, [], None)
+            return True
         for hook in self.turn_hooks:
             intercept = await hook(conversation, message, text)
             if intercept is not None and intercept.replies is not None:
@@ -352,7 +358,7 @@ class Pipeline:
             # A person has the conversation: the bot stays quiet; the message is already in the inbox.
             await self._finish(message, [], None)
             return True
-        topic = f"conversation:{conversation.id}"
+        topic = topics.conversation(conversation.id)
         await self.coordination.publish(topic, {"type": "typing", "on": True})
         payload = message.payload or {}  # hooks may have added to it (kept media)
         metadata = {
@@ -429,7 +435,7 @@ class Pipeline:
         if conversation.status != status_before:
             log.info("conversation.status", status=conversation.status, previous=status_before)
             await self.coordination.publish(
-                "inbox", {"type": "status", "conversation_id": conversation.id, "status": conversation.status}
+                topics.INBOX, {"type": "status", "conversation_id": conversation.id, "status": conversation.status}
             )
         return replies
 
@@ -447,7 +453,7 @@ class Pipeline:
             text=out.text,
             language=conversation.language,
             payload=payload,
-            delivery_state="queued" if inbound.channel in self.queued_channels else "sent",
+            delivery_state="queued" if self.delivery is not None and self.delivery.queues(inbound.channel) else "sent",
         )
 
     async def _defer(self, conversation: Conversation, message: Message) -> None:
@@ -512,7 +518,7 @@ class Pipeline:
                                      record={"dead_letter": {"error": error[:500], "attempts": MAX_BOT_ATTEMPTS}})
         await self._deliver(conversation.id, replies)
         await self.coordination.publish(
-            "inbox", {"type": "dead_letter", "conversation_id": conversation.id, "message_id": str(message.id)}
+            topics.INBOX, {"type": "dead_letter", "conversation_id": conversation.id, "message_id": str(message.id)}
         )
 
     async def _deliver(self, conversation_id: str, replies: list[Message]) -> None:
@@ -521,14 +527,13 @@ class Pipeline:
         for reply in replies:
             self.metrics.outbound_messages.labels(reply.channel, reply.sender).inc()
             await self.coordination.publish(
-                f"conversation:{conversation_id}", {"type": "message", "message": message_view(reply)}
+                topics.conversation(conversation_id), {"type": "message", "message": message_view(reply)}
             )
-        deliverer = self.deliverers.get(replies[0].channel)
-        if deliverer is not None:
+        if self.delivery is not None and self.delivery.queues(replies[0].channel):
             async with self.db.sessions() as session:
                 conversation = await session.get(Conversation, conversation_id)
             if conversation is not None:
-                await deliverer(conversation, replies)
+                await self.delivery.deliver(conversation, replies)
 
     async def say(self, conversation_id: str, messages: list[OutboundMessage], sender: str,
                   meta: dict[str, Any] | None = None) -> list[Message]:

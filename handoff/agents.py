@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import structlog
 from argon2 import PasswordHasher
@@ -61,6 +61,23 @@ def _hash_id(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise AgentError(f"role must be one of {', '.join(ROLES)}")
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 8:
+        raise AgentError("the password needs at least 8 characters")
+
+
+async def _existing(session: AsyncSession, agent_id: int) -> Agent:
+    agent = await session.get(Agent, agent_id)
+    if agent is None:
+        raise AgentError(f"no agent {agent_id}")
+    return agent
+
+
 class AgentStore:
     def __init__(self, db: Database, session_hours: float = 12.0) -> None:
         self.db = db
@@ -82,10 +99,8 @@ class AgentStore:
 
     async def create(self, email: str, password: str, name: str, role: str = "agent",
                      departments: list[str] | None = None, capacity: int = 5, language: str = "zh") -> AgentView:
-        if role not in ROLES:
-            raise AgentError(f"role must be one of {', '.join(ROLES)}")
-        if len(password) < 8:
-            raise AgentError("the password needs at least 8 characters")
+        _check_role(role)
+        _check_password(password)
         if "@" not in email:
             raise AgentError("email is not an e-mail address")
         password_hash = await self._hash(password)
@@ -129,7 +144,7 @@ class AgentStore:
     async def login(self, agent_id: int) -> tuple[str, str]:
         """A new session: (cookie value, CSRF token). Logging in also puts the agent online."""
         session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        now = datetime.now(UTC)
+        now = utc_now()
         async with self.db.sessions() as session, session.begin():
             session.add(AgentSession(id_hash=_hash_id(session_id), agent_id=agent_id, csrf_token=csrf,
                                      created_at=now, expires_at=now + self.session_lifetime))
@@ -170,9 +185,7 @@ class AgentStore:
                      departments: list[str] | None = None, capacity: int | None = None,
                      role: str | None = None) -> AgentView:
         async with self.db.sessions() as session, session.begin():
-            agent = await session.get(Agent, agent_id)
-            if agent is None:
-                raise AgentError(f"no agent {agent_id}")
+            agent = await _existing(session, agent_id)
             if online is not None:
                 agent.online = online
             if language is not None:
@@ -184,8 +197,7 @@ class AgentStore:
             if capacity is not None:
                 agent.capacity = capacity
             if role is not None:
-                if role not in ROLES:
-                    raise AgentError(f"role must be one of {', '.join(ROLES)}")
+                _check_role(role)
                 agent.role = role
         return AgentView.of(agent)
 
@@ -199,13 +211,10 @@ class AgentStore:
 
     async def set_password(self, agent_id: int, new: str, keep_session: str | None = None) -> None:
         """A new password (an admin's reset, or the agent's own change); sessions end but `keep_session`."""
-        if len(new) < 8:
-            raise AgentError("the password needs at least 8 characters")
+        _check_password(new)
         password_hash = await self._hash(new)
         async with self.db.sessions() as session, session.begin():
-            agent = await session.get(Agent, agent_id)
-            if agent is None:
-                raise AgentError(f"no agent {agent_id}")
+            agent = await _existing(session, agent_id)
             agent.password_hash = password_hash
             await self._end_sessions(session, agent_id, keep_session)
         log.info("agent.password_changed", agent_id=agent_id)
@@ -213,9 +222,7 @@ class AgentStore:
     async def set_active(self, agent_id: int, active: bool) -> AgentView:
         """Deactivate (every session ends at once, the agent goes offline and cannot log in) or reactivate."""
         async with self.db.sessions() as session, session.begin():
-            agent = await session.get(Agent, agent_id)
-            if agent is None:
-                raise AgentError(f"no agent {agent_id}")
+            agent = await _existing(session, agent_id)
             if not active and agent.role == "admin" and agent.active:
                 others = (await session.execute(
                     select(Agent.id).where(Agent.role == "admin", Agent.active.is_(True), Agent.id != agent_id)
@@ -236,6 +243,11 @@ class AgentStore:
         if keep_session:
             query = query.where(AgentSession.id_hash != _hash_id(keep_session))
         await session.execute(query)
+
+    async def get(self, agent_id: int) -> AgentView | None:
+        async with self.db.sessions() as session:
+            agent = await session.get(Agent, agent_id)
+            return AgentView.of(agent) if agent is not None else None
 
     async def all(self) -> list[AgentView]:
         async with self.db.sessions() as session:

@@ -29,6 +29,8 @@ from fastapi import (
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
+from gateway import topics
+from gateway.api_types import MAX_ROW_ID, RowId, RowIdField, ascii_int
 from gateway.auth import (
     INBOX_ROLES,
     SESSION_COOKIE,
@@ -45,6 +47,7 @@ from gateway.message import OutboundMessage
 from gateway.services import Services, services_of, services_of_socket
 from handoff.agents import AgentError, AgentView
 from handoff.canned import canned_responses
+from handoff.context import TOPIC
 from handoff.service import HandoffConflict, HandoffError, HandoffNotFound, HandoffService, Staff
 
 log = structlog.get_logger(__name__)
@@ -59,8 +62,14 @@ Admin = Annotated[Principal, Depends(require_roles("admin"))]
 Anyone = Annotated[Principal, Depends(require_roles("agent", "supervisor", "content_editor", "admin"))]
 
 
+def running_handoff(services: Services) -> HandoffService | None:
+    """The app's handoff service (app/services.py keeps it beside the core's services), if it runs."""
+    handoff: HandoffService | None = getattr(services, "handoff", None)
+    return handoff
+
+
 def handoff_of(services: Services = Depends(services_of)) -> HandoffService:
-    handoff = services.handoff
+    handoff = running_handoff(services)
     if handoff is None:
         raise HTTPException(503, "the inbox is not available")
     return handoff
@@ -69,15 +78,14 @@ def handoff_of(services: Services = Depends(services_of)) -> HandoffService:
 Service = Annotated[HandoffService, Depends(handoff_of)]
 
 
-def _staff(principal: Principal, agents: dict[int, str] | None = None) -> Staff:
-    return Staff(principal.agent_id, (agents or {}).get(principal.agent_id or -1, principal.name), principal.role)
-
-
 async def _staff_of(principal: Principal, service: HandoffService) -> Staff:
-    if principal.agent_id is None:
-        return Staff(None, principal.name, principal.role)
-    names = {a.id: a.name for a in await service.agents.all() if a.id == principal.agent_id}
-    return _staff(principal, names)
+    """Who acts: the agent by their display name, or the principal by its own ("admin" for the admin token)."""
+    agent = await _agent_of(principal, service)
+    return Staff(principal.agent_id, agent.name if agent is not None else principal.name)
+
+
+async def _agent_of(principal: Principal, service: HandoffService) -> AgentView | None:
+    return await service.agents.get(principal.agent_id) if principal.agent_id is not None else None
 
 
 async def _visible(conversation_id: str, principal: Principal, service: HandoffService) -> None:
@@ -165,7 +173,7 @@ class NoteIn(BaseModel):
 
 
 class TransferIn(BaseModel):
-    agent_id: int | None = None
+    agent_id: RowIdField | None = None
     department: str | None = Field(None, min_length=1, max_length=64)
 
 
@@ -206,7 +214,7 @@ def build_router() -> APIRouter:
         secure = request.url.scheme == "https"
         response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="lax", secure=secure,
                             max_age=int(service.agents.session_lifetime.total_seconds()), path="/")
-        await service.coordination.publish("inbox", {"type": "agent", "agent_id": agent.id, "online": True})
+        await service.publish_presence(agent.id, True)
         return LoginOut(agent=AgentOut.of(agent), csrf_token=csrf)
 
     @router.post("/logout", status_code=204, summary="Log out (ends the session, goes offline)")
@@ -217,13 +225,12 @@ def build_router() -> APIRouter:
         response = Response(status_code=204)
         response.delete_cookie(SESSION_COOKIE, path="/")
         if principal.agent_id is not None:
-            await service.coordination.publish("inbox", {"type": "agent", "agent_id": principal.agent_id,
-                                                         "online": False})
+            await service.publish_presence(principal.agent_id, False)
         return response
 
     @router.get("/me", response_model=LoginOut, summary="Who is logged in (and the CSRF token)")
     async def me(principal: Anyone, service: Service) -> LoginOut:
-        agent = next((a for a in await service.agents.all() if a.id == principal.agent_id), None)
+        agent = await _agent_of(principal, service)
         if agent is None:
             raise HTTPException(404, "the admin token is not an agent")
         return LoginOut(agent=AgentOut.of(agent), csrf_token=principal.csrf_token or "")
@@ -234,8 +241,7 @@ def build_router() -> APIRouter:
             raise HTTPException(404, "the admin token is not an agent")
         view = await service.agents.update(principal.agent_id, online=body.online, language=body.language)
         if body.online is not None:
-            await service.coordination.publish("inbox", {"type": "agent", "agent_id": view.id,
-                                                         "online": view.online})
+            await service.publish_presence(view.id, view.online)
         return AgentOut.of(view)
 
     @router.post("/me/password", status_code=204, summary="Change my password (my other sessions end)",
@@ -268,9 +274,9 @@ def build_router() -> APIRouter:
         if assignee == "me":
             agent_id = _principal.agent_id if _principal.agent_id is not None else -1
         elif assignee and assignee != "none":
-            if not assignee.isdigit():
+            agent_id = ascii_int(assignee)
+            if agent_id is None or agent_id > MAX_ROW_ID:
                 raise HTTPException(422, "assignee must be an agent id, 'me' or 'none'")
-            agent_id = int(assignee)
         items = await service.list(status=statuses, channel=channel, department=department, agent_id=agent_id,
                                    unassigned=assignee == "none", limit=limit,
                                    departments=service.scope(_principal.departments, _principal.sees_all))
@@ -391,7 +397,7 @@ def build_router() -> APIRouter:
         return AgentOut.of(view)
 
     @router.patch("/agents/{agent_id}", response_model=AgentOut, summary="Change departments, capacity, role")
-    async def update_agent(agent_id: int, body: AgentPatch, _principal: Admin, service: Service) -> AgentOut:
+    async def update_agent(agent_id: RowId, body: AgentPatch, _principal: Admin, service: Service) -> AgentOut:
         try:
             view = await service.agents.update(agent_id, departments=body.departments, capacity=body.capacity,
                                                role=body.role)
@@ -400,8 +406,7 @@ def build_router() -> APIRouter:
             if body.active is not None:
                 view = await service.agents.set_active(agent_id, body.active)
                 if not body.active:
-                    await service.coordination.publish("inbox", {"type": "agent", "agent_id": agent_id,
-                                                                 "online": False})
+                    await service.publish_presence(agent_id, False)
         except AgentError as exc:
             raise HTTPException(404 if "no agent" in str(exc) else 422, str(exc)) from exc
         return AgentOut.of(view)
@@ -423,12 +428,12 @@ def build_router() -> APIRouter:
         services.metrics.inbox_sockets.inc()
         followed: asyncio.Task[None] | None = None
         principal = principal_of_session(info)
-        handoff = services.handoff
+        handoff = running_handoff(services)
         assert handoff is not None  # a session exists only where the inbox does
         visible = _QueueFilter(handoff, handoff.scope(principal.departments, principal.sees_all))
         try:
             async with AsyncExitStack() as stack:
-                inbox = await stack.enter_async_context(services.coordination.subscribe("inbox"))
+                inbox = await stack.enter_async_context(services.coordination.subscribe(TOPIC))
                 forwarder = asyncio.create_task(_forward(websocket, inbox, visible=visible))
                 try:
                     while True:
@@ -499,7 +504,7 @@ async def _forward(websocket: WebSocket, subscription: Subscription, conversatio
 
 
 async def _follow(websocket: WebSocket, services: Services, conversation_id: str) -> None:
-    async with services.coordination.subscribe(f"conversation:{conversation_id}") as subscription:
+    async with services.coordination.subscribe(topics.conversation(conversation_id)) as subscription:
         await _forward(websocket, subscription, conversation_id)
 
 

@@ -18,7 +18,6 @@ from gateway.storage.models import Base
 ROLES = ("agent", "supervisor", "content_editor", "admin")
 
 
-
 class Agent(Base):
     """A member of staff who logs in to the inbox (or the studio): role, departments, capacity, presence."""
 

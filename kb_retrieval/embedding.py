@@ -85,10 +85,10 @@ def model_fingerprint(location: str) -> str:
     (configuration, vocabulary) files, never by its absolute path or mtimes, so the same model installed elsewhere
     keeps its identity (and its calibration); a model name is identified by the name.
     """
+    marker = _finetune_marker(location)
+    if marker is not None:
+        return "ft-" + str(marker["fingerprint"])[:13]
     path = Path(location)
-    marker = path / FINETUNE_MARKER
-    if marker.is_file():
-        return "ft-" + str(json.loads(marker.read_text(encoding="utf-8"))["fingerprint"])[:13]
     h = hashlib.sha256()
     if path.is_dir():
         for f in sorted(path.rglob("*")):
@@ -104,10 +104,16 @@ def model_fingerprint(location: str) -> str:
 
 def model_family(location: str) -> str:
     """What a calibration is keyed by: "m3e-small", "m3e-small+kb-finetune-v1", or the model's name."""
-    marker = Path(location) / FINETUNE_MARKER
-    if marker.is_file():
-        return str(json.loads(marker.read_text(encoding="utf-8"))["family"])
+    marker = _finetune_marker(location)
+    if marker is not None:
+        return str(marker["family"])
     return Path(location.rstrip("/")).name or location
+
+
+def _finetune_marker(location: str) -> dict[str, Any] | None:
+    """What kb_retrieval.finetune recorded in a model it made (None: not one of those)."""
+    marker = Path(location) / FINETUNE_MARKER
+    return dict(json.loads(marker.read_text(encoding="utf-8"))) if marker.is_file() else None
 
 
 class SentenceTransformerEmbedder:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,7 +19,9 @@ import numpy as np
 
 from kb_retrieval.articles import load_articles
 from kb_retrieval.config import KBConfig
-from kb_retrieval.index import KnowledgeBase, Ranking, build_knowledge_base
+from kb_retrieval.factory import build_knowledge_base
+from kb_retrieval.index import KnowledgeBase
+from kb_retrieval.ranking import Ranking
 from kb_retrieval.text import normalize
 
 METHOD_ROWS = ("bm25", "dense", "hybrid-rrf", "hybrid-weighted")
@@ -39,24 +43,30 @@ def load_queries(path: Path) -> list[Query]:
     return out
 
 
+@contextmanager
+def configured(kb: KnowledgeBase, config: KBConfig) -> Iterator[None]:
+    """Rank with another configuration (fusion, weights) for a while; the index itself is the same."""
+    original = kb.config
+    kb.config = config
+    try:
+        yield
+    finally:
+        kb.config = original
+
+
 def rank_all(kb: KnowledgeBase, queries: list[Query]) -> dict[str, list[Ranking]]:
     """Rankings of every query by every method (the query is embedded once)."""
     rrf = replace(kb.config, fusion="rrf")
     weighted = replace(kb.config, fusion="weighted")
     out: dict[str, list[Ranking]] = defaultdict(list)
-    original = kb.config
-    try:
-        for q in queries:
-            qv = kb.encode_query(normalize(q.q))
-            out["bm25"].append(kb.rank(q.q, "bm25", query_vector=qv))
-            out["dense"].append(kb.rank(q.q, "dense", query_vector=qv))
-            kb.config = rrf
+    for q in queries:
+        qv = kb.encode_query(normalize(q.q))
+        out["bm25"].append(kb.rank(q.q, "bm25", query_vector=qv))
+        out["dense"].append(kb.rank(q.q, "dense", query_vector=qv))
+        with configured(kb, rrf):
             out["hybrid-rrf"].append(kb.rank(q.q, "hybrid", query_vector=qv))
-            kb.config = weighted
+        with configured(kb, weighted):
             out["hybrid-weighted"].append(kb.rank(q.q, "hybrid", query_vector=qv))
-            kb.config = original
-    finally:
-        kb.config = original
     return out
 
 
@@ -142,15 +152,12 @@ def sweep(kb: KnowledgeBase, queries: list[Query]) -> None:
     for k in (10.0, 30.0, 60.0):
         for dw in (0.7, 1.0, 1.5):
             grid.append((f"rrf k={k} dw={dw}", replace(original, fusion="rrf", rrf_k=k, rrf_dense_weight=dw)))
-    try:
-        for name, cfg in grid:
-            kb.config = cfg
+    for name, cfg in grid:
+        with configured(kb, cfg):
             r = [kb.rank(queries[i].q, "hybrid", query_vector=vecs[i]) for i in ins]
-            h1 = np.mean([r[j].article_ids[:1] == [queries[i].expected] for j, i in enumerate(ins)])
-            h3 = np.mean([queries[i].expected in r[j].article_ids[:3] for j, i in enumerate(ins)])
-            print(f"sweep {name:<22} hit@1={h1:.3f} hit@3={h3:.3f}")
-    finally:
-        kb.config = original
+        h1 = np.mean([r[j].article_ids[:1] == [queries[i].expected] for j, i in enumerate(ins)])
+        h3 = np.mean([queries[i].expected in r[j].article_ids[:3] for j, i in enumerate(ins)])
+        print(f"sweep {name:<22} hit@1={h1:.3f} hit@3={h3:.3f}")
 
 
 if __name__ == "__main__":

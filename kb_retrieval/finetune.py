@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from gateway.clock import iso, utc_now
 from kb_retrieval.articles import Article, load_articles
 from kb_retrieval.config import PACKAGE_DIR
 from kb_retrieval.embedding import FINETUNE_MARKER, default_model_location, model_fingerprint
@@ -35,7 +36,6 @@ from kb_retrieval.text import detect_language, normalize
 
 PROJECT_ROOT = PACKAGE_DIR.parent
 DEFAULT_ROOT = PROJECT_ROOT / "models" / "kb-embedding"
-DEFAULT_KB = PROJECT_ROOT / "kb" / "demo_articles.jsonl"
 MARKER = FINETUNE_MARKER
 FAMILY_SUFFIX = "+kb-finetune"
 
@@ -240,7 +240,7 @@ def ensure_finetuned(
             "train_seconds": round(seconds, 1),
             "train_cpu_seconds": round(cpu_seconds, 1),
             "threads": threads,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "finished_at": iso(utc_now()),
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2, ensure_ascii=False) + "\n")
         shutil.rmtree(target, ignore_errors=True)  # an unfinished copy (no marker) from an interrupted run
@@ -252,9 +252,15 @@ def ensure_finetuned(
 
 
 def main() -> None:
-    from gateway.settings import Settings  # KB_PATH and KB_EMBEDDING_MODEL as the gateway reads them (.env too)
+    from gateway.settings import GatewaySettings
+    from kb_retrieval.settings import KnowledgeBaseSettings
 
-    settings = Settings()
+    class FromEnvironment(KnowledgeBaseSettings):
+        # KB_PATH and KB_EMBEDDING_MODEL as the gateway reads them: its .env too, where the other variables are not
+        # ours to check.
+        model_config = GatewaySettings.model_config
+
+    settings = FromEnvironment()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kb", type=Path, default=settings.kb_path)
     ap.add_argument("--root", type=Path, default=DEFAULT_ROOT)

@@ -19,12 +19,11 @@ def reciprocal_rank_fusion(
     lexical: Mapping[int, float],
     k: float = 60.0,
     dense_weight: float = 1.0,
-    lexical_weight: float = 1.0,
 ) -> dict[int, float]:
-    """Σ weight / (k + rank); an article missing from one list gets nothing from it."""
+    """Σ weight / (k + rank), BM25's weight 1; an article missing from one list gets nothing from it."""
     out: dict[int, float] = {}
     positive_lexical = {a: s for a, s in lexical.items() if s > 0}
-    for ranks, w in ((_ranks(dense), dense_weight), (_ranks(positive_lexical), lexical_weight)):
+    for ranks, w in ((_ranks(dense), dense_weight), (_ranks(positive_lexical), 1.0)):
         for a, r in ranks.items():
             out[a] = out.get(a, 0.0) + w / (k + r)
     return out

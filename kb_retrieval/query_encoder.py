@@ -165,10 +165,28 @@ def load_or_export(model: Any, fingerprint: str, cache_dir: Path, threads: int =
                 reason = type(exc).__name__
             log.warning("kb.query_encoder_stale", path=str(target), reason=reason)
             target.unlink(missing_ok=True)
+        # An export these versions cannot make faithful is not tried again at every start (seconds of CPU each).
+        refused = target.with_name(target.name.replace(".int8.onnx", ".unfaithful"))
+        if refused.is_file() and refused.read_text(encoding="utf-8") == _toolchain():
+            log.info("kb.query_encoder_torch", reason="no faithful int8 copy with these versions")
+            return None
         started = time.perf_counter()
-        _export(model, target)
+        try:
+            _export(model, target)
+        except Unfaithful:
+            refused.write_text(_toolchain(), encoding="utf-8")
+            raise
         log.info("kb.query_encoder_exported", path=str(target), seconds=round(time.perf_counter() - started, 1))
         return OnnxQueryEncoder(target, model.tokenizer, int(model.max_seq_length), threads)
     except Exception as exc:  # noqa: BLE001 - any export/runtime failure leaves the (slower) torch path working
         log.warning("kb.query_encoder_torch", reason=f"{type(exc).__name__}: {exc}")
         return None
+
+
+def _toolchain() -> str:
+    """The versions an export's faithfulness depends on."""
+    import onnx
+    import onnxruntime
+    import torch
+
+    return f"torch {torch.__version__}, onnx {onnx.__version__}, onnxruntime {onnxruntime.__version__}"

@@ -15,14 +15,14 @@ from typing import Any
 
 import structlog
 
-from bot.actions.ports import ArticleHit, KbAnswer
 from gateway.coordination import Coordination
 from gateway.storage import Database
 from kb_retrieval.articles import Article, load_articles
 from kb_retrieval.config import KBConfig
+from kb_retrieval.factory import build_knowledge_base
 from kb_retrieval.finetune import DEFAULT_ROOT as FINETUNED_ROOT
 from kb_retrieval.finetune import find_finetuned
-from kb_retrieval.index import KnowledgeBase, SearchResult, build_knowledge_base
+from kb_retrieval.index import KnowledgeBase, SearchResult
 from kb_retrieval.store import ArticleStore
 
 log = structlog.get_logger(__name__)
@@ -148,27 +148,3 @@ class KnowledgeService:
                 if change and change.get("article_id"):
                     with suppress(LookupError):
                         await self._apply(str(change["article_id"]))
-
-
-class ActionSearch:
-    """The bot actions' `ArticleSearch` port, served by the knowledge service."""
-
-    def __init__(self, knowledge: KnowledgeService) -> None:
-        self.knowledge = knowledge
-
-    async def search(self, query: str, k: int, lang: str | None) -> KbAnswer:
-        # A turn may arrive while the index is still being built at start-up: wait for it a little.
-        try:
-            result = await self.knowledge.search(query, k=k, lang=lang, wait_seconds=20.0)
-        except KnowledgeLoading:
-            log.warning("kb.not_ready_for_turn")
-            return KbAnswer(hits=[], answerable=False)
-        hits = [
-            ArticleHit(
-                id=h.article.id, title_zh=h.article.title_zh, title_en=h.article.title_en,
-                body_zh=h.article.body_zh, body_en=h.article.body_en, department=h.article.department,
-                score=float(h.score),
-            )
-            for h in result.hits
-        ]
-        return KbAnswer(hits=hits, answerable=bool(result.answerable), confidence=result.confidence)

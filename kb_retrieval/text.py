@@ -172,8 +172,9 @@ def chunk_body(text: str, lang: str, zh_chars: int = 120, en_words: int = 80) ->
         return len(s) if lang == "zh" else len(s.split())
 
     limit = zh_chars if lang == "zh" else en_words
+    joiner = "" if lang == "zh" else " "
     if sum(size(s) for s in sentences) <= limit:
-        return [" ".join(sentences) if lang == "en" else "".join(sentences)]
+        return [joiner.join(sentences)]
     chunks: list[str] = []
     start = 0
     while start < len(sentences):
@@ -182,7 +183,6 @@ def chunk_body(text: str, lang: str, zh_chars: int = 120, en_words: int = 80) ->
         while end < len(sentences) and (end == start or total + size(sentences[end]) <= limit):
             total += size(sentences[end])
             end += 1
-        joiner = "" if lang == "zh" else " "
         chunks.append(joiner.join(sentences[start:end]))
         if end >= len(sentences):
             break

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from bot.training import CONFIG_FILE
+from gateway.api_types import RowId
 from gateway.privacy import mask_personal_data
 from gateway.services import Services, services_of
 from studio.access import Principal, editor
@@ -264,7 +265,7 @@ async def jobs(_who: Principal = editor, studio: Studio = Depends(studio_of)) ->
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, summary="One job: state, progress, log, evaluation")
-async def job(job_id: int, _who: Principal = editor, studio: Studio = Depends(studio_of)) -> JobOut:
+async def job(job_id: RowId, _who: Principal = editor, studio: Studio = Depends(studio_of)) -> JobOut:
     found = await studio.engine.job(job_id)
     if found is None:
         raise HTTPException(404, f"no job {job_id}")
@@ -273,7 +274,7 @@ async def job(job_id: int, _who: Principal = editor, studio: Studio = Depends(st
 
 @router.post("/jobs/{job_id}/activate", response_model=ActivationOut,
              summary="Put the job's model live (the engine swaps it once loaded; checked before it counts)")
-async def activate(job_id: int, request: Request, who: Principal = editor,
+async def activate(job_id: RowId, request: Request, who: Principal = editor,
                    studio: Studio = Depends(studio_of)) -> ActivationOut:
     found = await studio.engine.job(job_id)
     if found is None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from gateway.auth import CONTENT_ROLES, session_of
+from gateway.static import serve_files
 
 HERE = Path(__file__).resolve().parent
 STATIC = {"studio.js": "text/javascript", "studio.css": "text/css"}
@@ -150,11 +151,7 @@ def build_router() -> APIRouter:
         )
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
-    @router.get("/studio/static/{name}")
-    async def static(name: str) -> Response:
-        if name not in STATIC:
-            return Response("not found", status_code=404)
-        return FileResponse(HERE / "static" / name, media_type=STATIC[name], headers={"Cache-Control": "no-cache"})
+    serve_files(router, "/studio/static/{name}", HERE / "static", STATIC)
 
     return router
 

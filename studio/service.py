@@ -48,7 +48,7 @@ class Studio:
 
 
 def build_studio(services: Services) -> Studio:
-    settings = services.settings
+    settings: Any = services.settings  # the app's Settings: the core's and the studio's own (studio/settings.py)
     project = TrainingProject(settings.studio_project_dir)
     review = ReviewQueue(services.db, settings.studio_confidence_threshold)
     models_dir, cache_dir = default_paths(settings.data_dir, settings.rasa_models_dir)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import launch
-from gateway.launch import free_port, start_gateway, wait_http
+from app import launch
+from app.launch import free_port, start_gateway, wait_http
 from gateway.storage import Database
 
 __all__ = ["free_port", "gateway_env", "start_gateway", "wait_http"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gateway.settings import Settings
+from app.settings import Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

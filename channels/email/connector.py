@@ -26,6 +26,7 @@ from typing import Any
 
 from channels.email.authentication import DEFAULT_TIMEOUT_SECONDS, SenderAuthentication, SenderAuthenticator
 from channels.email.parse import ParsedMail, parse_mail, reply_subject, subject_key
+from gateway.connectors import RenderContext
 from gateway.message import Attachment, Capabilities, DeliveryResult, InboundMessage, OutboundMessage
 from gateway.rendering import plain_text
 
@@ -66,7 +67,8 @@ class RefusedAttachment(Exception):
 
 class EmailConnector:
     name = "email"
-    capabilities = Capabilities(buttons=False, images=False)
+    # Attachments arrive inside the mail (the poller keeps them): nothing to fetch later.
+    capabilities = Capabilities(buttons=False, images=False, push=True, threads=True)
 
     def __init__(self, settings: EmailSettings, authenticator: SenderAuthenticator | None = None) -> None:
         self.settings = settings
@@ -144,9 +146,10 @@ class EmailConnector:
 
     # -- render -------------------------------------------------------------------------------------------------------
 
-    def render(self, recipient: str, outbound: OutboundMessage, language: str) -> list[dict[str, Any]]:
-        """A message that starts its own thread (no earlier mail to answer)."""
-        return self.render_in_thread(recipient, outbound, language, {})
+    def render(self, recipient: str, outbound: OutboundMessage, language: str,
+               context: RenderContext | None = None) -> list[dict[str, Any]]:
+        """A reply in the thread of the citizen's last mail (the context's thread), else one that starts its own."""
+        return self.render_in_thread(recipient, outbound, language, dict(context.thread) if context else {})
 
     def render_in_thread(self, recipient: str, outbound: OutboundMessage, language: str,
                          thread: dict[str, Any]) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aioimaplib
 import structlog
@@ -40,14 +40,11 @@ from channels.email.connector import EmailConnector
 from channels.email.parse import ParsedMail, subject_key
 from gateway.coordination import Coordination
 from gateway.media import MediaRejected, MediaStore
-from gateway.message import Attachment
+from gateway.message import Attachment, InboundMessage
 from gateway.outbox import OutboxRow
-from gateway.pipeline import Pipeline
+from gateway.pipeline import Received
 from gateway.storage import ChannelIdentity, Conversation, Database, Message
 from gateway.storage.models import Base
-
-if TYPE_CHECKING:
-    from gateway.services import Services
 
 log = structlog.get_logger(__name__)
 
@@ -110,11 +107,19 @@ def parse_fetch(lines: Sequence[bytes | bytearray]) -> list[tuple[int, bytes]]:
     return found
 
 
+class Receiver(Protocol):
+    """Where mail goes: the gateway's intake (or the pipeline itself, in the benchmark)."""
+
+    async def receive(self, inbound: InboundMessage) -> Received: ...
+
+    async def process(self, conversation_id: str) -> None: ...
+
+
 @dataclass
 class EmailPoller:
     connector: EmailConnector
     db: Database
-    pipeline: Pipeline
+    pipeline: Receiver
     media: MediaStore
     spawn: Spawn | None = None  # runs the turns; None = the caller processes them (the benchmark)
     receipt: Receipt | None = None  # a bounce of a reply we sent marks that reply failed
@@ -349,15 +354,6 @@ class EmailPoller:
                                          updated_at=now))
             elif state.uidvalidity != validity or last_uid > state.last_uid:
                 state.uidvalidity, state.last_uid, state.updated_at = validity, last_uid, now
-
-
-def build_poller(services: Services, connector: EmailConnector) -> EmailPoller:
-    """The poller of the app: attachments kept under DATA_DIR with the media limits, turns run as app tasks."""
-    settings = services.settings
-    return EmailPoller(connector, services.db, services.pipeline,
-                       MediaStore(settings.data_dir, settings.media_max_bytes), spawn=services.spawn,
-                       receipt=services.outbox.receipt if services.outbox is not None else None,
-                       coordination=services.coordination)
 
 
 def _ok(response: Any, command: str) -> None:

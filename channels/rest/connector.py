@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from gateway.connectors import Forged, VendorRequest
 from gateway.message import Capabilities, InboundMessage, OutboundMessage
 
 
@@ -28,6 +29,7 @@ class RestRequest(BaseModel):
 
 class RestConnector:
     name = "rest"
+    channel_account = "default"
     capabilities = Capabilities(buttons=True, images=True)
 
     def __init__(self, token: str = "", trusted: bool = False) -> None:
@@ -35,11 +37,13 @@ class RestConnector:
         # A caller that proved the token may vouch for its citizens' phone numbers, if the operator says so.
         self.trusted = trusted and bool(token)
 
-    def verify(self, authorization: str | None) -> bool:
+    async def verify(self, request: VendorRequest) -> None:
+        """The bearer token, when one is set (an open channel takes anyone, as a pseudonymous sender)."""
         if not self.token:
-            return True
-        expected = f"Bearer {self.token}"
-        return authorization is not None and hmac.compare_digest(authorization.encode(), expected.encode())
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+            raise Forged("missing or wrong bearer token")
 
     def parse(self, request: RestRequest, idempotency_key: str | None = None) -> InboundMessage:
         """The caller's metadata is kept as data under `client`: nothing in it is identity or a channel fact (no

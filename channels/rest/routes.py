@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from channels.rest.connector import RestConnector, RestRequest
+from gateway.connectors import Intake, verified_request
 from gateway.message import OutboundMessage
-from gateway.services import Services, services_of
 
 
-def build_router(connector: RestConnector, rate_per_minute: int = 0) -> APIRouter:
+def build_router(connector: RestConnector, intake: Intake, rate_per_minute: int = 0) -> APIRouter:
     router = APIRouter(tags=["channels"])
 
     @router.post(
@@ -27,26 +27,22 @@ def build_router(connector: RestConnector, rate_per_minute: int = 0) -> APIRoute
     async def rest_webhook(
         request: Request,
         response: Response,
-        authorization: str | None = Header(default=None),
+        authorization: str | None = Header(default=None),  # documented here; checked by the connector
         idempotency_key: str | None = Header(default=None, max_length=256),
-        services: Services = Depends(services_of),
     ) -> list[dict[str, Any]]:
-        if not connector.verify(authorization):
-            raise HTTPException(status_code=401, detail="missing or wrong bearer token")
+        vendor = await verified_request(connector, request, refused=401)
         # An open channel (no token) is held to a rate per address; a trusted integration speaks for many citizens.
         if rate_per_minute and not connector.token:
-            client = request.client.host if request.client else "unknown"
-            if not await services.coordination.allow(f"rest:{client}", rate_per_minute, 60):
+            if not await intake.allow(f"rest:{vendor.client}", rate_per_minute, 60):
                 raise HTTPException(status_code=429, detail="too many turns from this address; slow down",
                                     headers={"Retry-After": "60"})
         try:
-            body = RestRequest.model_validate_json(await request.body())
+            body = RestRequest.model_validate_json(vendor.body)
         except ValidationError as exc:
             # The same 422 shape as every other route's body (never echoing the input back).
             errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_input=False)]
             raise RequestValidationError(errors) from None
-        inbound = connector.parse(body, idempotency_key)
-        outcome = await services.pipeline.handle(inbound)
+        outcome = await intake.handle(connector.parse(body, idempotency_key))
         # While a person has the conversation the bot says nothing (an empty list); the status still travels here.
         response.headers["X-Conversation-Status"] = outcome.status
         items = []

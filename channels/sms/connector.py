@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -25,6 +25,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from channels.sms.segments import sms_segments
+from gateway.connectors import Forged, RenderContext, VendorRequest
 from gateway.message import Attachment, Capabilities, DeliveryResult, InboundMessage, OutboundMessage
 from gateway.rendering import plain_text, split_text
 
@@ -112,7 +113,7 @@ class HttpxTwilioClient(AsyncHttpClient):
 
 class SmsConnector:
     name = "sms"
-    capabilities = Capabilities(buttons=False, images=False, max_text_length=1600)
+    capabilities = Capabilities(buttons=False, images=False, max_text_length=1600, push=True, media=True)
 
     def __init__(self, settings: SmsSettings, http: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
@@ -132,10 +133,19 @@ class SmsConnector:
         url = self.settings.public_base_url.rstrip("/") + path
         return f"{url}?{query}" if query else url
 
-    def verify(self, url: str, params: Mapping[str, str], signature: str | None) -> bool:
-        if not signature or not self.settings.auth_token:
-            return False
-        return bool(self.validator.validate(url, dict(params), signature))
+    @staticmethod
+    def form_of(request: VendorRequest) -> dict[str, str]:
+        """The form Twilio posted (application/x-www-form-urlencoded, UTF-8)."""
+        return dict(parse_qsl(request.body.decode("utf-8", errors="replace"), keep_blank_values=True))
+
+    async def verify(self, request: VendorRequest) -> None:
+        """Twilio's signature (X-Twilio-Signature) over the address it was given and the form, by the SDK."""
+        signature = request.headers.get("x-twilio-signature")
+        url = self.signed_url(request.path, request.raw_query)
+        if not signature or not self.settings.auth_token or not self.validator.validate(
+            url, self.form_of(request), signature
+        ):
+            raise Forged("bad or missing Twilio signature")
 
     # -- parse --------------------------------------------------------------------------------------------------------
 
@@ -172,7 +182,8 @@ class SmsConnector:
 
     # -- render -------------------------------------------------------------------------------------------------------
 
-    def render(self, recipient: str, outbound: OutboundMessage, language: str) -> list[dict[str, Any]]:
+    def render(self, recipient: str, outbound: OutboundMessage, language: str,
+               context: RenderContext | None = None) -> list[dict[str, Any]]:
         text = plain_text(outbound, language, buttons=False, images=False)
         if not text:
             return []

@@ -31,6 +31,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from pydantic import ValidationError
 
 from gateway.clock import utc
+from gateway.connectors import Forged, RenderContext, VendorRequest
 from gateway.message import Attachment, Capabilities, DeliveryResult, InboundMessage, Location, OutboundMessage
 from gateway.rendering import image_as_link, split_text
 
@@ -59,7 +60,7 @@ class ParsedUpdate:
 
 class TelegramConnector:
     name = "telegram"
-    capabilities = Capabilities(buttons=True, images=True, max_text_length=MAX_TEXT)
+    capabilities = Capabilities(buttons=True, images=True, max_text_length=MAX_TEXT, push=True, media=True)
 
     def __init__(self, settings: TelegramSettings) -> None:
         self.settings = settings
@@ -69,11 +70,12 @@ class TelegramConnector:
 
     # -- verify -------------------------------------------------------------------------------------------------------
 
-    def verify(self, secret_header: str | None) -> bool:
+    async def verify(self, request: VendorRequest) -> None:
+        """The secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (set with setWebhook)."""
         expected = self.settings.webhook_secret
-        if not expected or not secret_header:
-            return False
-        return hmac.compare_digest(secret_header.encode(), expected.encode())
+        given = request.headers.get("x-telegram-bot-api-secret-token")
+        if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Forged("bad or missing secret token")
 
     # -- parse --------------------------------------------------------------------------------------------------------
 
@@ -90,7 +92,7 @@ class TelegramConnector:
             metadata: dict[str, Any] = {"display_name": query.from_user.full_name}
             text = payload
             reply_payload: str | None = payload
-            if payload.startswith("#") and payload[1:].isdigit():  # a payload too long for callback_data
+            if payload.startswith("#") and payload[1:].isascii() and payload[1:].isdigit():  # too long for callback
                 metadata["button_index"] = int(payload[1:])
                 text, reply_payload = payload[1:], None
             message = InboundMessage(
@@ -168,8 +170,10 @@ class TelegramConnector:
 
     # -- render -------------------------------------------------------------------------------------------------------
 
-    def render(self, recipient: str, outbound: OutboundMessage, language: str) -> list[dict[str, Any]]:
-        chat_id = int(recipient) if recipient.lstrip("-").isdigit() else recipient
+    def render(self, recipient: str, outbound: OutboundMessage, language: str,
+               context: RenderContext | None = None) -> list[dict[str, Any]]:
+        number = recipient.removeprefix("-")
+        chat_id = int(recipient) if number.isascii() and number.isdigit() else recipient
         buttons = [
             [b.title[:64], b.payload if len(b.payload.encode()) <= CALLBACK_DATA_BYTES else f"#{i}"]
             for i, b in enumerate(outbound.buttons, start=1)

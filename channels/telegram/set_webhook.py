@@ -9,17 +9,20 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from channels.telegram.connector import TelegramConnector, TelegramSettings
-from gateway.settings import Settings
+from channels.telegram import connector_of
+from channels.telegram.settings import TelegramChannelSettings
+from gateway.settings import GatewaySettings
 
 
-async def register(settings: Settings, url: str | None = None) -> str:
+class WebhookSettings(GatewaySettings, TelegramChannelSettings):
+    """The gateway's public address and the bot's settings, from the environment (and `.env`)."""
+
+
+async def register(settings: WebhookSettings, url: str | None = None) -> str:
     if not settings.telegram_bot_token or not settings.telegram_webhook_secret:
         raise SystemExit("TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET must be set")
     target = url or f"{settings.base_url}/channels/telegram/webhook"
-    connector = TelegramConnector(TelegramSettings(
-        settings.telegram_bot_token, settings.telegram_webhook_secret, settings.telegram_api_base_url
-    ))
+    connector = connector_of(settings)
     try:
         if not await connector.set_webhook(target):
             raise SystemExit("Telegram refused the webhook")
@@ -29,7 +32,7 @@ async def register(settings: Settings, url: str | None = None) -> str:
 
 
 def main(argv: list[str]) -> int:
-    target = asyncio.run(register(Settings(), argv[0] if argv else None))
+    target = asyncio.run(register(WebhookSettings(), argv[0] if argv else None))
     print(f"webhook registered: {target}")
     return 0
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
+from gateway.connectors import Forged, VendorRequest
 from gateway.message import Capabilities, InboundMessage
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # the identity part; the server issues 22 characters (128 bits)
@@ -33,11 +34,18 @@ class WebchatFrame(BaseModel):
 
 class WebchatConnector:
     name = "webchat"
+    channel_account = "default"
     capabilities = Capabilities(buttons=True, images=True, max_text_length=4000)
 
-    def __init__(self, session_key: bytes, allowed_origins: tuple[str, ...] = ()) -> None:
+    def __init__(self, session_key: bytes, allowed_origins: tuple[str, ...] = (), own_base_url: str = "") -> None:
         self._key = session_key
         self.allowed_origins = frozenset(o.rstrip("/").lower() for o in allowed_origins if o)
+        self.own_base_url = own_base_url
+
+    async def verify(self, request: VendorRequest) -> None:
+        """The socket's page is ours or one the operator listed (a browser always sends Origin on WebSockets)."""
+        if not self.origin_allowed(request.headers.get("origin"), request.headers.get("host"), self.own_base_url):
+            raise Forged("pages of this origin may not open the web chat")
 
     # -- verify -------------------------------------------------------------------------------------------------------
 
@@ -50,7 +58,7 @@ class WebchatConnector:
         session_id = session_id or secrets.token_urlsafe(16)
         return f"{session_id}.{self._signature(session_id)}"
 
-    def verify(self, token: object) -> str | None:
+    def session_of(self, token: object) -> str | None:
         """The session id inside a token this server issued, or None (absent, malformed, forged or altered)."""
         if not isinstance(token, str) or len(token) > 128:
             return None

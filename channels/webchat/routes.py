@@ -11,15 +11,14 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from channels.webchat.connector import WebchatConnector, WebchatFrame
+from gateway.connectors import Forged, Intake, socket_request
 from gateway.coordination import Subscription
 from gateway.pipeline import message_view
-from gateway.services import Services, services_of_socket
-from gateway.storage import ChannelIdentity, Conversation
+from gateway.static import serve_files
 
 log = structlog.get_logger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -29,50 +28,28 @@ MESSAGES_PER_MINUTE_PER_IP = 120  # several visitors may share an address (an of
 HELLO_SECONDS = 20.0  # a socket that does not say hello in this time is closed
 
 
-async def _conversation_of(services: Services, session_id: str) -> str | None:
-    async with services.db.sessions() as session:
-        row = (
-            await session.execute(
-                select(Conversation.id)
-                .join(ChannelIdentity, ChannelIdentity.id == Conversation.identity_id)
-                .where(
-                    ChannelIdentity.channel == "webchat",
-                    ChannelIdentity.channel_account == "default",
-                    ChannelIdentity.external_user_id == session_id,
-                )
-                .order_by(Conversation.last_activity_at.desc())
-                .limit(1)
-            )
-        ).scalar_one_or_none()
-    return row
-
-
-def build_router(connector: WebchatConnector) -> APIRouter:
+def build_router(connector: WebchatConnector, intake: Intake) -> APIRouter:
     router = APIRouter()
 
     @router.get("/", include_in_schema=False)
     async def page() -> HTMLResponse:
         return HTMLResponse((HERE / "templates" / "index.html").read_text(encoding="utf-8"))
 
-    @router.get("/webchat/{name}", include_in_schema=False)
-    async def widget_file(name: str) -> FileResponse:
-        if name not in ("widget.js", "widget.css"):
-            return FileResponse(HERE / "static" / "missing", status_code=404)  # pragma: no cover
-        media = "text/javascript" if name.endswith(".js") else "text/css"
-        return FileResponse(HERE / "static" / name, media_type=media, headers={"Cache-Control": "no-cache"})
+    serve_files(router, "/webchat/{name}", HERE / "static", {"widget.js": "text/javascript", "widget.css": "text/css"})
 
     @router.websocket("/channels/webchat/ws")
     async def socket(websocket: WebSocket) -> None:
-        services = services_of_socket(websocket)
-        origin = websocket.headers.get("origin")
-        if not connector.origin_allowed(origin, websocket.headers.get("host"), services.settings.base_url):
+        handshake = socket_request(websocket)
+        try:
+            await connector.verify(handshake)
+        except Forged:
             log.warning("webchat.origin_refused")
             await websocket.close(code=1008, reason="pages of this origin may not open the web chat")
             return
         await websocket.accept()
-        services.metrics.webchat_sockets.inc()
-        user_agent = websocket.headers.get("user-agent")
-        client = websocket.client.host if websocket.client else "unknown"
+        intake.metrics.webchat_sockets.inc()
+        user_agent = handshake.headers.get("user-agent")
+        client = handshake.client
         try:
             try:
                 first = await asyncio.wait_for(websocket.receive_text(), HELLO_SECONDS)
@@ -80,25 +57,23 @@ def build_router(connector: WebchatConnector) -> APIRouter:
                 await websocket.close(code=1008, reason="send {type: hello} first")
                 return
             token, pending = _hello(first)
-            session_id = connector.verify(token)
+            session_id = connector.session_of(token)
             if session_id is None:  # none, made up or altered: a new, empty session
                 token = connector.issue()
-                session_id = connector.verify(token)
+                session_id = connector.session_of(token)
                 assert session_id is not None
             await websocket.send_json({"type": "session", "session": token})
             async with AsyncExitStack() as stack:
                 forwarder: asyncio.Task[None] | None = None
-                conversation_id = await _conversation_of(services, session_id)
+                conversation_id = await intake.conversation_of(connector.name, connector.channel_account, session_id)
 
                 async def follow(conv_id: str) -> asyncio.Task[None]:
-                    subscription = await stack.enter_async_context(
-                        services.coordination.subscribe(f"conversation:{conv_id}")
-                    )
+                    subscription = await stack.enter_async_context(intake.follow(conv_id))
                     return asyncio.create_task(_forward(websocket, subscription))
 
                 if conversation_id is not None:
                     forwarder = await follow(conversation_id)
-                await _send_history(websocket, services, conversation_id)
+                await _send_history(websocket, intake, conversation_id)
                 try:
                     while True:
                         raw = pending if pending is not None else await websocket.receive_text()
@@ -111,25 +86,22 @@ def build_router(connector: WebchatConnector) -> APIRouter:
                             )
                             continue
                         # Per visitor and per address: a stranger minting sessions is held back too.
-                        allowed = await services.coordination.allow(
-                            f"webchat:{session_id}", MESSAGES_PER_MINUTE, 60
-                        ) and await services.coordination.allow(f"webchat-ip:{client}", MESSAGES_PER_MINUTE_PER_IP, 60)
+                        allowed = await intake.allow(f"webchat:{session_id}", MESSAGES_PER_MINUTE, 60) and \
+                            await intake.allow(f"webchat-ip:{client}", MESSAGES_PER_MINUTE_PER_IP, 60)
                         if not allowed:
                             await websocket.send_json(
                                 {"type": "error", "reason": "rate_limited", "detail": "too many messages",
                                  "client_id": frame.client_id}
                             )
                             continue
-                        received = await services.pipeline.receive(connector.parse(session_id, frame, user_agent))
+                        received = await intake.receive(connector.parse(session_id, frame, user_agent))
                         if forwarder is None:
                             # First message of a new citizen: the echo was published before we could listen.
                             forwarder = await follow(received.conversation_id)
-                            await _send_history(websocket, services, received.conversation_id)
+                            await _send_history(websocket, intake, received.conversation_id)
                         elif received.duplicate:
-                            await _send_history(websocket, services, received.conversation_id)
-                        services.spawn(
-                            services.pipeline.process(received.conversation_id), name="webchat-turn"
-                        )
+                            await _send_history(websocket, intake, received.conversation_id)
+                        intake.process_soon(received.conversation_id, "webchat-turn")
                 finally:
                     if forwarder is not None:
                         forwarder.cancel()
@@ -138,7 +110,7 @@ def build_router(connector: WebchatConnector) -> APIRouter:
         except WebSocketDisconnect:
             pass
         finally:
-            services.metrics.webchat_sockets.dec()
+            intake.metrics.webchat_sockets.dec()
 
     return router
 
@@ -184,14 +156,10 @@ def _parse_frame(raw: str) -> WebchatFrame | FrameError:
         return FrameError(code, f"{where}: {first['msg']}", client_id)
 
 
-async def _send_history(websocket: WebSocket, services: Services, conversation_id: str | None) -> None:
+async def _send_history(websocket: WebSocket, intake: Intake, conversation_id: str | None) -> None:
     messages: list[dict[str, Any]] = []
     if conversation_id is not None:
-        messages = [
-            message_view(m)
-            for m in await services.pipeline.history(conversation_id)
-            if m.sender in VISIBLE_SENDERS
-        ]
+        messages = [message_view(m) for m in await intake.history(conversation_id) if m.sender in VISIBLE_SENDERS]
     await websocket.send_json({"type": "history", "messages": messages})
 
 

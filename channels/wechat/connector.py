@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import structlog
@@ -50,12 +50,11 @@ from wechatpy.utils import WeChatSigner
 
 from channels.wechat.api import PRODUCTION_BASE_URL, AccessTokens, WeChatApi, WeChatApiError
 from channels.wechat.menu import MenuConfig, load_menu
+from channels.wechat.settings import WeChatChannelSettings
+from gateway.connectors import Forged, RenderContext, Unreadable, VendorRequest
 from gateway.coordination import Coordination, InProcessCoordination, LockTimeout
 from gateway.message import Attachment, Button, Capabilities, DeliveryResult, InboundMessage, Location, OutboundMessage
 from gateway.rendering import LIST_PROMPT, image_as_link, split_text
-
-if TYPE_CHECKING:
-    from gateway.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -92,14 +91,6 @@ class WeChatSettings:
     menu_path: Path | None = None
 
 
-class Forged(Exception):
-    """A signature that does not match, or a ciphertext that is not ours: answered 403, nothing stored."""
-
-
-class Unreadable(ValueError):
-    """Authentic (or not yet checkable) but not a WeChat message we can read: answered 400."""
-
-
 @dataclass(frozen=True)
 class Envelope:
     """A verified push: the plaintext XML and how to answer it (encrypted, with which nonce)."""
@@ -128,10 +119,10 @@ class WeChatConnector:
     menu: MenuConfig | None = None
     name: str = "wechat"
     channel_account: str = field(init=False)
-    passive: Any = field(default=None, init=False)  # the PassiveReplies installed with the outbox (passive.py)
     # Buttons are numbered lines, images links; max_text_length counts UTF-8 bytes here (WeChat's own measure).
     capabilities: Capabilities = field(default_factory=lambda: Capabilities(
         buttons=False, images=False, max_text_length=MAX_TEXT_BYTES, reply_window_hours=REPLY_WINDOW_HOURS,
+        push=True, templates=True, media=True,
     ))
 
     def __post_init__(self) -> None:
@@ -148,7 +139,7 @@ class WeChatConnector:
         self.click_payloads = self.menu.click_payloads() if self.menu else {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, coordination: Coordination | None = None,
+    def from_settings(cls, settings: WeChatChannelSettings, coordination: Coordination | None = None,
                       http: httpx.AsyncClient | None = None) -> WeChatConnector | None:
         """The connector when the account is configured (app id, secret and token), else None.
 
@@ -199,11 +190,16 @@ class WeChatConnector:
         """
         echostr = self.handshake(query)
         timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
-        if timestamp.isdigit() and abs(time.time() - int(timestamp)) <= MAX_CLOCK_SKEW_SECONDS:
+        if _fresh(timestamp):
             key = self._nonce_key(timestamp, nonce)
             if await self.coordination.get(key) is None:
                 await self.coordination.set(key, HANDSHAKE_MARK, NONCE_TTL_SECONDS)
         return echostr
+
+    async def verify(self, request: VendorRequest) -> None:
+        """The signatures, the timestamp window, the downgrade and replay checks (`admit`, without keeping the
+        decrypted push: the route opens it again)."""
+        await self.admit(request.query, request.body)
 
     async def admit(self, query: Mapping[str, str], body: bytes) -> Envelope:
         """`open`, then the replay check: the push's envelope, or Forged / Unreadable."""
@@ -247,7 +243,7 @@ class WeChatConnector:
         if not self._signed(query.get("signature"), timestamp, nonce):
             raise Forged("bad signature")
         # The signature does not cover a plaintext body: a captured query must not be replayable for long.
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
+        if not _fresh(timestamp):
             raise Forged("stale or missing timestamp")
         encrypted = query.get("encrypt_type", "raw").lower() == "aes"
         if self.crypto is not None and not encrypted:
@@ -404,8 +400,12 @@ class WeChatConnector:
                 parts.append(custom_text)
         return "\n".join(p for p in parts if p).strip()
 
-    def render(self, recipient: str, outbound: OutboundMessage, language: str) -> list[dict[str, Any]]:
-        """Customer-service text messages (allowed within 48 hours of the citizen's last message)."""
+    def render(self, recipient: str, outbound: OutboundMessage, language: str,
+               context: RenderContext | None = None) -> list[dict[str, Any]]:
+        """Customer-service text messages (allowed within 48 hours of the citizen's last message); outside that
+        window a notice goes as a template message (`render_proactive`)."""
+        if context is not None and context.template_kind:
+            return self.render_proactive(recipient, outbound, language, context.template_kind)
         text = self.text_of(outbound, language)
         return [
             {"kind": "custom", "body": {"touser": recipient, "msgtype": "text", "text": {"content": part}}}
@@ -486,6 +486,13 @@ class WeChatConnector:
 
 
 REMARK = {"zh": "如有疑问，请直接在公众号内回复。", "en": "Questions? Reply in this chat."}
+
+
+def _fresh(timestamp: str) -> bool:
+    """A push's timestamp within MAX_CLOCK_SKEW_SECONDS of our clock (ASCII digits only, and a sane length)."""
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        return False
+    return abs(time.time() - int(timestamp)) <= MAX_CLOCK_SKEW_SECONDS
 
 
 def numbered_lines(buttons: tuple[Button, ...] | list[Button], language: str) -> str:

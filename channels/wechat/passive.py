@@ -8,29 +8,26 @@ outbox, never both: the claim runs under the outbox's expand lock and only takes
 yet, so a retried push (answered "success", a duplicate) never yields a second reply.
 
 Events: subscribe clears a WeChat opt-out and is answered with the welcome and the menu as numbered choices; the
-LOCATION auto-report and VIEW clicks are stored for context but not answered; unsubscribe is the outbox's vendor
-opt-out (its own hook).
+LOCATION auto-report and VIEW clicks are stored for context but not answered; unsubscribe is the vendor's opt-out
+(gateway/optouts.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import func, select, update
 
 from channels.wechat.connector import MAX_TEXT_BYTES, WeChatConnector, utf8_len
-from gateway.coordination import Coordination, LockTimeout
+from gateway import topics
+from gateway.coordination import Coordination
+from gateway.hooks import Intercept
 from gateway.message import OutboundMessage
 from gateway.metrics import Metrics
-from gateway.pipeline import Intercept, Pipeline
+from gateway.optouts import set_opt_out
 from gateway.storage import Conversation, Database, Message
-
-if TYPE_CHECKING:
-    from gateway.outbox import Outbox
 
 log = structlog.get_logger(__name__)
 
@@ -49,10 +46,10 @@ class _Waiter:
 @dataclass
 class PassiveReplies:
     connector: WeChatConnector
-    db: Database
     coordination: Coordination
     metrics: Metrics
-    wake_outbox: Callable[[], None]
+    # Takes replies away from the outbox (gateway/outbox: claim_unsent); the ones not taken, it sends.
+    claim_unsent: Callable[[list[int], float], Awaitable[bool]]
     _waiters: dict[int, _Waiter] = field(default_factory=dict)
 
     def expect(self, message_id: int, budget_seconds: float) -> _Waiter:
@@ -81,14 +78,13 @@ class PassiveReplies:
         if waiter is not None and not waiter.claiming and not waiter.future.done():
             waiter.future.set_result(None)
 
-    async def deliver(self, conversation: Conversation, messages: list[Message]) -> None:
-        """The pipeline's deliverer for WeChat: a waiting webhook takes its turn's replies, the outbox the rest."""
+    async def deliver(self, conversation: Conversation, messages: list[Message]) -> bool:
+        """WeChat's deliverer: a waiting webhook takes its turn's replies (True); the outbox sends the rest."""
         reply_to = {m.reply_to_id for m in messages}
         turn = reply_to.pop() if len(reply_to) == 1 else None
         waiter = self._waiters.get(turn) if turn is not None else None
         if waiter is None or waiter.claiming or waiter.future.done():
-            self.wake_outbox()
-            return
+            return False
         language = conversation.language or "zh"
         text = "\n\n".join(
             t for t in (self.connector.text_of(OutboundMessage.from_payload(m.payload or {}), language)
@@ -96,16 +92,14 @@ class PassiveReplies:
         )
         if not text or utf8_len(text) > MAX_TEXT_BYTES:
             waiter.future.set_result(None)  # several parts: customer-service messages, in order
-            self.wake_outbox()
-            return
+            return False
         left = waiter.deadline - asyncio.get_running_loop().time()
         if left < 0.05:
             waiter.future.set_result(None)
-            self.wake_outbox()
-            return
+            return False
         waiter.claiming = True
         try:
-            claimed = await self._claim([m.id for m in messages], min(left, CLAIM_LOCK_WAIT_SECONDS))
+            claimed = await self.claim_unsent([m.id for m in messages], min(left, CLAIM_LOCK_WAIT_SECONDS))
         except Exception as exc:  # the outbox still has them: nothing is lost
             log.warning("wechat.claim_failed", error=repr(exc))
             claimed = False
@@ -114,35 +108,11 @@ class PassiveReplies:
             for message in messages:
                 self.metrics.outbound_messages.labels(message.channel, f"{message.sender}:sent").inc()
                 await self.coordination.publish(
-                    f"conversation:{conversation.id}",
+                    topics.conversation(conversation.id),
                     {"type": "delivery", "conversation_id": conversation.id, "message_id": str(message.id),
                      "state": "sent", "error": None},
                 )
-        else:
-            self.wake_outbox()
-
-    async def _claim(self, ids: list[int], wait_seconds: float) -> bool:
-        """Mark the replies sent (passively) if the outbox has not taken them: under its expand lock."""
-        from gateway.outbox import OutboxRow
-
-        try:
-            async with self.coordination.lock("outbox:expand", hold_seconds=30, wait_seconds=wait_seconds):
-                async with self.db.sessions() as session, session.begin():
-                    rendered = (await session.execute(
-                        select(func.count()).select_from(OutboxRow).where(OutboxRow.message_id.in_(ids))
-                    )).scalar_one()
-                    queued = (await session.execute(
-                        select(func.count()).select_from(Message)
-                        .where(Message.id.in_(ids), Message.delivery_state == "queued")
-                    )).scalar_one()
-                    if rendered or queued != len(ids):
-                        return False
-                    await session.execute(
-                        update(Message).where(Message.id.in_(ids)).values(delivery_state="sent")
-                    )
-        except LockTimeout:
-            return False
-        return True
+        return claimed
 
 
 @dataclass
@@ -159,8 +129,6 @@ class WeChatEventHook:
         if metadata.get("silent"):
             return Intercept(replies=[])
         if metadata.get("event") in ("subscribe", "subscribe_scan"):
-            from gateway.outbox import set_opt_out
-
             await set_opt_out(self.db, conversation.contact_id, self.connector.name, False, "vendor")
             return Intercept(replies=[self.welcome(conversation.language or "zh")])
         return None
@@ -174,12 +142,3 @@ class WeChatEventHook:
 
 WELCOME = {"zh": "您好，欢迎关注滨江市政务服务！请直接输入您的问题。",
            "en": "Welcome to Binjiang City services! Type your question."}
-
-
-def install(connector: WeChatConnector, pipeline: Pipeline, outbox: Outbox) -> PassiveReplies:
-    """Wire WeChat into the delivery core (after `outbox.install`): passive replies and the event hook."""
-    passive = PassiveReplies(connector, outbox.db, outbox.coordination, outbox.metrics, outbox.wake)
-    pipeline.deliverers[connector.name] = passive.deliver  # instead of the outbox's: the webhook may take them
-    pipeline.turn_hooks.append(WeChatEventHook(connector, outbox.db))
-    connector.passive = passive
-    return passive

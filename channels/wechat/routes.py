@@ -5,17 +5,19 @@ from __future__ import annotations
 import time
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 
-from channels.wechat.connector import Forged, Unreadable, WeChatConnector
-from gateway.services import Services, services_of
+from channels.wechat.connector import WeChatConnector
+from channels.wechat.passive import PassiveReplies
+from gateway.connectors import Forged, Intake, Unreadable, read_vendor_request
 
 log = structlog.get_logger(__name__)
 
 SUCCESS = "success"  # what WeChat wants when there is no passive reply (never retried, never shown)
 
 
-def build_router(connector: WeChatConnector, passive_reply_seconds: float) -> APIRouter:
+def build_router(connector: WeChatConnector, intake: Intake, passive: PassiveReplies, passive_reply_seconds: float
+                 ) -> APIRouter:
     router = APIRouter(tags=["channels"])
 
     @router.get(
@@ -43,11 +45,13 @@ def build_router(connector: WeChatConnector, passive_reply_seconds: float) -> AP
         },
         response_class=Response,
     )
-    async def wechat_webhook(request: Request, services: Services = Depends(services_of)) -> Response:
+    async def wechat_webhook(request: Request) -> Response:
         started = time.monotonic()
+        vendor = await read_vendor_request(request)
         try:
-            # Signatures, the timestamp window, the downgrade and replay checks, then decryption.
-            envelope = await connector.admit(dict(request.query_params), await request.body())
+            # Signatures, the timestamp window, the downgrade and replay checks; then decryption.
+            await connector.verify(vendor)
+            envelope = connector.open(vendor.query, vendor.body)
             parsed = connector.parse(envelope.xml)
         except Forged as exc:
             log.warning("wechat.forged", reason=str(exc))
@@ -57,29 +61,25 @@ def build_router(connector: WeChatConnector, passive_reply_seconds: float) -> AP
             raise HTTPException(status_code=400, detail=str(exc)) from exc
         if parsed.receipt is not None:
             msgid, state, error = parsed.receipt
-            if msgid and services.outbox is not None:
-                await services.outbox.receipt(connector.name, msgid, state, error)
+            if msgid:
+                await intake.receipt(connector.name, msgid, state, error)
             return Response(SUCCESS, media_type="text/plain")
         if parsed.message is None:
             return Response(SUCCESS, media_type="text/plain")
-        received = await services.pipeline.receive(parsed.message)
+        received = await intake.receive(parsed.message)
         if received.duplicate:
             # WeChat's retry: the first delivery's turn answers it (passively or by customer-service message).
             return Response(SUCCESS, media_type="text/plain")
-        passive = connector.passive
         budget = passive_reply_seconds - (time.monotonic() - started)
-        waiter = passive.expect(received.message_id, budget) if passive is not None else None
+        waiter = passive.expect(received.message_id, budget)
 
         async def turn() -> None:
             try:
-                await services.pipeline.process(received.conversation_id)
+                await intake.process(received.conversation_id)
             finally:
-                if passive is not None:
-                    passive.turn_finished(received.message_id)
+                passive.turn_finished(received.message_id)
 
-        services.spawn(turn(), name="wechat-turn")
-        if passive is None or waiter is None:
-            return Response(SUCCESS, media_type="text/plain")
+        intake.run_soon(turn(), "wechat-turn")
         text = await passive.wait(received.message_id, waiter)
         if text is None:
             return Response(SUCCESS, media_type="text/plain")

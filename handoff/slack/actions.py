@@ -6,6 +6,8 @@ agent); anyone else in the handoff channel acts as "<name> (Slack)".
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from sqlalchemy import func, select
 
 from gateway.message import OutboundMessage
@@ -25,27 +27,24 @@ class HandoffDeskActions:
                     select(Agent).where(func.lower(Agent.email) == user.email.lower(), Agent.active.is_(True))
                 )).scalar_one_or_none()
             if agent is not None:
-                return Staff(agent.id, agent.name, agent.role)
+                return Staff(agent.id, agent.name)
         return Staff(None, f"{user.name} (Slack)")
 
     async def claim(self, conversation_id: str, user: SlackUser) -> str | None:
-        try:
-            await self.handoff.claim(conversation_id, await self.staff(user))
-        except HandoffError as exc:
-            return str(exc) or type(exc).__name__
-        return None
+        return await _refusal(self.handoff.claim(conversation_id, await self.staff(user)))
 
     async def resolve(self, conversation_id: str, user: SlackUser) -> str | None:
-        try:
-            await self.handoff.resolve(conversation_id, await self.staff(user))
-        except HandoffError as exc:
-            return str(exc) or type(exc).__name__
-        return None
+        return await _refusal(self.handoff.resolve(conversation_id, await self.staff(user)))
 
     async def reply(self, conversation_id: str, user: SlackUser, text: str) -> str | None:
-        try:
-            await self.handoff.reply(conversation_id, await self.staff(user), OutboundMessage(text=text),
-                                     via=VIA_SLACK)
-        except HandoffError as exc:
-            return str(exc) or type(exc).__name__
-        return None
+        return await _refusal(self.handoff.reply(conversation_id, await self.staff(user), OutboundMessage(text=text),
+                                                 via=VIA_SLACK))
+
+
+async def _refusal(action: Awaitable[object]) -> str | None:
+    """None when the handoff did it; else why it refused (the desk shows it to the Slack user)."""
+    try:
+        await action
+    except HandoffError as exc:
+        return str(exc) or type(exc).__name__
+    return None

@@ -37,14 +37,12 @@ from sqlalchemy import select
 
 from gateway.coordination import Coordination
 from gateway.storage import Conversation, Database, Message
+from handoff.context import PERSON_STATUSES, TOPIC
 from handoff.slack.store import SlackThread
 
 log = structlog.get_logger(__name__)
 
 SLACK_API = "https://slack.com/api/"
-TOPIC = "inbox"
-# Conversations in these statuses belong in Slack; a thread is opened for them.
-DESK_STATUSES = ("pending", "open")
 VIA_SLACK = "slack"  # marks an agent message that came from a Slack thread (it is not echoed back there)
 SENDER_MARK = {"citizen": "👤", "bot": "🤖", "agent": "🧑‍💼", "system": "⚙️"}
 STATUS_LABEL = {
@@ -119,7 +117,7 @@ def render_root(conversation: Conversation, status: str, note: str | None = None
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{escape(text)}*\nconversation `{conversation.id}`"}}
     ]
-    if status in DESK_STATUSES:
+    if status in PERSON_STATUSES:
         elements = []
         if status == "pending":
             elements.append({"type": "button", "action_id": "handoff_claim", "style": "primary",
@@ -253,10 +251,10 @@ class SlackDesk:
             return
         async with self.db.sessions() as session:
             waiting = (await session.execute(
-                select(Conversation.id).where(Conversation.status.in_(DESK_STATUSES))
+                select(Conversation.id).where(Conversation.status.in_(PERSON_STATUSES))
             )).scalars().all()
             threaded = (await session.execute(
-                select(SlackThread.conversation_id).where(SlackThread.status.in_(DESK_STATUSES))
+                select(SlackThread.conversation_id).where(SlackThread.status.in_(PERSON_STATUSES))
             )).scalars().all()
         for conversation_id in dict.fromkeys([*waiting, *threaded]):
             if self.stopped:
@@ -285,8 +283,8 @@ class SlackDesk:
             if conversation is None:
                 return
             if thread is None:
-                if conversation.status not in DESK_STATUSES:
-                    return
+                if conversation.status not in PERSON_STATUSES:
+                    return  # back with the bot before its thread was opened: nothing for a person to do
                 thread = await self._open_thread(conversation)
             await self._post_new_messages(thread)
             if thread.status != conversation.status:

@@ -25,9 +25,9 @@ from aiohttp import web
 from fastapi import FastAPI
 from twilio.request_validator import RequestValidator
 
-from gateway.app import create_app
-from gateway.launch import free_port
-from gateway.settings import Settings
+from app.factory import create_app
+from app.launch import free_port
+from app.settings import Settings
 from gateway.storage import Database
 from kb_retrieval.service import KnowledgeService
 

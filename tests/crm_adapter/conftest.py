@@ -1,5 +1,4 @@
-"""Fixtures of the work-order tests: databases (SQLite and the real PostgreSQL), contacts, a controllable
-clock,
+"""Fixtures of the work-order tests: databases (SQLite and the real PostgreSQL), contacts, a controllable clock,
 and one real Request Tracker 5 per test session (Debian's request-tracker5 with SQLite)."""
 
 from __future__ import annotations
@@ -13,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from app.launch import free_port
 from crm_adapter.routing import load_routing
-from gateway.launch import free_port
 from gateway.storage import Contact, Database
 from tests.conftest import temporary_postgres_database
 from tests.crm_adapter import rt_instance
@@ -71,8 +70,7 @@ async def add_contact(db: Database, name: str = "张三", phone: str = "+8613800
 
 @pytest.fixture(scope="session")
 def rt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rt_instance.RtInstance]:
-    """A real Request Tracker 5 for the whole session: one queue per department, our custom fields, a
-    token."""
+    """A real Request Tracker 5 for the whole session: one queue per department, our custom fields, a token."""
     if not rt_instance.rt_available():
         pytest.fail(
             "Request Tracker is not installed: apt-get install request-tracker5 rt5-db-sqlite rt5-standalone"

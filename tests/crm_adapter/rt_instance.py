@@ -1,10 +1,7 @@
-"""A private Request Tracker 5 (Debian's request-tracker5, SQLite, standalone server) for the RT adapter
-tests.
+"""A private Request Tracker 5 (Debian's request-tracker5, SQLite, standalone server) for the RT adapter tests.
 
-Recipe from ../shared/notes/request-tracker.md: site config in a directory of our own (RT_SITE_CONFIG_DIR too,
-or
-Debian's config silently wins), `rt-setup-database` init + insert of our queues and custom fields, an API
-token made
+Recipe from ../shared/notes/request-tracker.md: site config in a directory of our own (RT_SITE_CONFIG_DIR too, or
+Debian's config silently wins), `rt-setup-database` init + insert of our queues and custom fields, an API token made
 in Perl, then `rt-server --server Standalone`, stopped with SIGTERM.
 """
 
@@ -149,8 +146,7 @@ def start(directory: Path, port: int, token: str, timeout: float = 60) -> RtInst
 
 def prepare(directory: Path, queues: list[str], port: int) -> str:
     """Set up an instance in `directory`; the initialised database is cached (keyed by RT's version and our
-    initial data) in the system temp dir, so only the first session on a machine pays for
-    `rt-setup-database`."""
+    initial data) in the system temp dir, so only the first session on a machine pays for `rt-setup-database`."""
     key_source = _initialdata(queues, Path("TOKEN")) + _rt_version()
     cache = (
         Path(tempfile.gettempdir()) / "crm-rt-cache" / hashlib.sha256(key_source.encode()).hexdigest()[:16]

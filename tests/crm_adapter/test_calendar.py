@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crm_adapter.calendar import CalendarConfig, WorkingCalendar
 from crm_adapter.sla import load_sla, parse_sla
+from gateway.calendar import CalendarConfig, WorkingCalendar
 
 SH = ZoneInfo("Asia/Shanghai")
 CAL = WorkingCalendar()
@@ -29,14 +29,14 @@ def test_the_package_knows_2026_spring_festival() -> None:
 
 
 def test_office_hours() -> None:
-    assert CAL.is_working_time(at(2026, 11, 23, 8, 30))  # Monday opening
-    assert not CAL.is_working_time(at(2026, 11, 23, 8, 29))
-    assert not CAL.is_working_time(at(2026, 11, 23, 12, 30))  # lunch
-    assert CAL.is_working_time(at(2026, 11, 23, 17, 29))
-    assert not CAL.is_working_time(at(2026, 11, 23, 17, 30))
-    assert not CAL.is_working_time(at(2026, 11, 28, 10, 0))  # ordinary Saturday
-    assert CAL.is_working_time(at(2026, 2, 14, 10, 0))  # adjusted working Saturday
-    assert CAL.is_working_time(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))  # 10:00 in Shanghai
+    assert CAL.is_open(at(2026, 11, 23, 8, 30))  # Monday opening
+    assert not CAL.is_open(at(2026, 11, 23, 8, 29))
+    assert not CAL.is_open(at(2026, 11, 23, 12, 30))  # lunch
+    assert CAL.is_open(at(2026, 11, 23, 17, 29))
+    assert not CAL.is_open(at(2026, 11, 23, 17, 30))
+    assert not CAL.is_open(at(2026, 11, 28, 10, 0))  # ordinary Saturday
+    assert CAL.is_open(at(2026, 2, 14, 10, 0))  # adjusted working Saturday
+    assert CAL.is_open(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))  # 10:00 in Shanghai
 
 
 def test_add_working_time_within_a_day_and_over_lunch_and_night() -> None:
@@ -50,8 +50,7 @@ def test_add_working_time_within_a_day_and_over_lunch_and_night() -> None:
 
 
 def test_add_working_time_across_the_spring_festival() -> None:
-    # Friday 13 Feb 16:30 + 4 h: 1 h on Friday, 3 h on the adjusted working Saturday 14 Feb (08:30–12:00 →
-    # 11:30).
+    # Friday 13 Feb 16:30 + 4 h: 1 h on Friday, 3 h on the adjusted working Saturday 14 Feb (08:30–12:00 → 11:30).
     assert CAL.add_working_time(at(2026, 2, 13, 16, 30), timedelta(hours=4)) == at(2026, 2, 14, 11, 30)
     # Saturday 14 Feb 16:00 + 2 h: 1.5 h that day, then nothing until Tuesday 24 Feb 09:00.
     assert CAL.add_working_time(at(2026, 2, 14, 16, 0), timedelta(hours=2)) == at(2026, 2, 24, 9, 0)

@@ -1,5 +1,4 @@
-"""ONE contract for every work-order backend: the embedded one on SQLite and on PostgreSQL, and Request
-Tracker 5
+"""ONE contract for every work-order backend: the embedded one on SQLite and on PostgreSQL, and Request Tracker 5
 (a real RT from Debian's request-tracker5, see conftest.py), each run through the same tests."""
 
 from __future__ import annotations

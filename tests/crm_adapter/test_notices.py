@@ -12,18 +12,20 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app.ports import WorkOrderPort
 from bot.actions.ports import WorkOrderDraft
-from bot.client import BotTurn
 from crm_adapter.backend import InvalidWorkOrder, WorkOrderNotFound
 from crm_adapter.notices import rating_payload
 from crm_adapter.service import FileRequest, WorkOrderService, build_work_orders
 from crm_adapter.workflow import Actor, Role
-from gateway.bot_ports import WorkOrderPort
 from gateway.coordination import InProcessCoordination
+from gateway.engine import BotTurn
 from gateway.language import LanguageTagger
 from gateway.message import Capabilities, DeliveryResult, InboundMessage, OutboundMessage
 from gateway.metrics import build_metrics
-from gateway.outbox import Outbox, RetryPolicy, set_opt_out
+from gateway.numbered_replies import NumberedReplies
+from gateway.optouts import OptOutHook, set_opt_out
+from gateway.outbox import Outbox, RetryPolicy
 from gateway.pipeline import Pipeline
 from gateway.rendering import plain_text
 from gateway.storage import Contact, Conversation, Database, Message
@@ -41,12 +43,15 @@ class Channel:
 
     def __init__(self, name: str, window_hours: float | None = None, templates: bool = False) -> None:
         self.name = name
-        self.capabilities = Capabilities(buttons=False, images=False, reply_window_hours=window_hours)
+        # templates: what channels/wechat offers outside its window
+        self.capabilities = Capabilities(buttons=False, images=False, reply_window_hours=window_hours, push=True,
+                                         templates=templates)
         self.sent: list[dict[str, Any]] = []
-        if templates:
-            self.render_proactive = self._render_template  # what channels/wechat offers outside its window
 
-    def render(self, recipient: str, outbound: OutboundMessage, language: str) -> list[dict[str, Any]]:
+    def render(self, recipient: str, outbound: OutboundMessage, language: str, context: Any = None
+               ) -> list[dict[str, Any]]:
+        if context is not None and context.template_kind:
+            return self._render_template(recipient, outbound, language, context.template_kind)
         return [{"to": recipient, "body": plain_text(outbound, language)}]
 
     def _render_template(
@@ -86,8 +91,11 @@ class World:
         metrics = build_metrics()
         self.pipeline = Pipeline(db, coordination, self.bot, LanguageTagger(), metrics)  # type: ignore[arg-type]
         self.outbox = Outbox(db, coordination, metrics, {c.name: c for c in channels},  # type: ignore[misc]
-                             RetryPolicy(base_seconds=0.01), rng=random.Random(1))  # fmt: skip
-        self.outbox.install(self.pipeline)
+                             RetryPolicy(base_seconds=0.01), rng=random.Random(1),
+                             stored_channels=frozenset({"webchat", "rest"}))  # served, cannot push  # fmt: skip
+        capabilities = {c.name: c.capabilities for c in channels}
+        self.pipeline.use(before=[OptOutHook(db, capabilities), NumberedReplies(db, capabilities)],
+                          delivery=self.outbox)
         service.notify_citizens(self.outbox)
 
     async def say(self, channel: str, text: str, *, user: str = USER, age: timedelta = timedelta()) -> Conversation:

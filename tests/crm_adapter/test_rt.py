@@ -1,5 +1,4 @@
-"""Request Tracker specifics: what the ticket looks like in RT, changes made in RT flowing back to our order
-(by
+"""Request Tracker specifics: what the ticket looks like in RT, changes made in RT flowing back to our order (by
 polling transactions after a cursor), and RT's pitfalls (refusals as HTTP 200, an unreachable RT)."""
 
 from __future__ import annotations
@@ -14,13 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
+from app.launch import free_port
 from crm_adapter.backend import BackendUnavailable, NewWorkOrder, WorkOrderNotFound
 from crm_adapter.events import WorkOrderEvent
 from crm_adapter.routing import load_routing
 from crm_adapter.rt import RtBackend, RtClient, custom_field_values
 from crm_adapter.service import FileRequest, build_work_orders
 from crm_adapter.workflow import Actor, DispatchMode, Role
-from gateway.launch import free_port
 from gateway.storage import Database
 from tests.crm_adapter.conftest import add_contact, open_database
 from tests.crm_adapter.rt_instance import RtInstance

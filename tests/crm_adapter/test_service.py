@@ -1,7 +1,5 @@
-"""The work-order service on the embedded backend: filing with routing and deadlines, the duplicate link,
-numbers
-under concurrency (SQLite and PostgreSQL), events, and SLA reminders and alarms driven by a controllable
-clock."""
+"""The work-order service on the embedded backend: filing with routing and deadlines, the duplicate link, numbers
+under concurrency (SQLite and PostgreSQL), events, and SLA reminders and alarms driven by a controllable clock."""
 
 from __future__ import annotations
 

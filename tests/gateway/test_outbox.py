@@ -15,7 +15,9 @@ from gateway.coordination import InProcessCoordination
 from gateway.language import LanguageTagger
 from gateway.message import Capabilities, DeliveryResult, InboundMessage, OutboundMessage
 from gateway.metrics import build_metrics
-from gateway.outbox import Outbox, OutboxRow, RetryPolicy, opt_keyword
+from gateway.numbered_replies import NumberedReplies
+from gateway.optouts import OptOutHook, opt_keyword
+from gateway.outbox import Outbox, OutboxRow, RetryPolicy
 from gateway.pipeline import Pipeline
 from gateway.storage import Database, Message
 
@@ -23,7 +25,7 @@ from gateway.storage import Database, Message
 class RecordingConnector:
     name = "sms"
     channel_account = "+10000000000"
-    capabilities = Capabilities(buttons=False, images=False, max_text_length=1600)
+    capabilities = Capabilities(buttons=False, images=False, max_text_length=1600, push=True)
 
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
@@ -31,7 +33,8 @@ class RecordingConnector:
         self.by_recipient: dict[str, list[DeliveryResult]] = {}
         self.slow = 0.0
 
-    def render(self, recipient: str, outbound: OutboundMessage, language: str) -> list[dict[str, Any]]:
+    def render(self, recipient: str, outbound: OutboundMessage, language: str, context: Any = None
+               ) -> list[dict[str, Any]]:
         return [{"to": recipient, "body": part} for part in (outbound.text or "").split("|")]
 
     async def send(self, payload: dict[str, Any]) -> DeliveryResult:
@@ -51,7 +54,7 @@ class RecordingConnector:
 
 class Bot:
     async def turn(self, sender: str, text: str, metadata: dict[str, Any]) -> Any:
-        from bot.client import BotTurn
+        from gateway.engine import BotTurn
 
         return BotTurn(messages=[{"text": f"re:{text}"}])
 
@@ -65,7 +68,8 @@ def make(db: Database, connector: RecordingConnector, **policy: Any) -> tuple[Pi
     pipeline = Pipeline(db, coordination, Bot(), LanguageTagger(), metrics)  # type: ignore[arg-type]
     outbox = Outbox(db, coordination, metrics, {"sms": connector},  # type: ignore[dict-item]
                     RetryPolicy(**{"base_seconds": 0.01, "max_seconds": 0.05, **policy}), rng=random.Random(1))
-    outbox.install(pipeline)
+    capabilities = {"sms": connector.capabilities}
+    pipeline.use(before=[OptOutHook(db, capabilities), NumberedReplies(db, capabilities)], delivery=outbox)
     return pipeline, outbox
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.client import BotTurn, BotUnavailable
 from gateway.coordination import InProcessCoordination
+from gateway.engine import BotTurn, BotUnavailable
 from gateway.language import LanguageTagger
 from gateway.message import InboundMessage
 from gateway.metrics import build_metrics

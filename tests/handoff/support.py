@@ -13,13 +13,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from bot.client import BotTurn
-from gateway.app import create_app
-from gateway.services import Services, build_services
-from gateway.settings import Settings
-from handoff.agents import AgentStore
-from handoff.hours import ServiceHours
-from handoff.service import HandoffService, HandoffSettings
+from app.factory import create_app, serve
+from app.services import AppServices, build_app_services
+from app.settings import Settings
+from gateway.engine import BotTurn
 
 ADMIN_EMAIL = "admin@binjiang.gov.cn"
 ADMIN_PASSWORD = "admin-password-1"
@@ -55,21 +52,13 @@ def inbox_settings(tmp_path: Path, database_url: str = "", **extra: Any) -> Sett
 
 
 @asynccontextmanager
-async def inbox_app(settings: Settings) -> AsyncIterator[tuple[FastAPI, Services, httpx.AsyncClient]]:
+async def inbox_app(settings: Settings) -> AsyncIterator[tuple[FastAPI, AppServices, httpx.AsyncClient]]:
     """The real app's routes over real services (database, coordination, handoff); the bot is a stand-in."""
     app = create_app(settings)
-    services = await build_services(settings)
+    services = await build_app_services(settings)  # as at start-up, but no background work (no KB to load)
     services.bot = ScriptedBot()  # type: ignore[assignment]
     services.pipeline.bot = services.bot
-    handoff = HandoffService(
-        services.db, services.coordination, services.pipeline, AgentStore(services.db),
-        ServiceHours.parse(settings.service_hours, settings.service_timezone),
-        HandoffSettings(settings.handoff_default_department), services.work_orders,
-    )
-    handoff.install()
-    await handoff.agents.ensure_first_admin(settings.inbox_admin_email, settings.inbox_admin_password)
-    services.handoff = handoff
-    app.state.services = services
+    serve(app, services)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
             yield app, services, client

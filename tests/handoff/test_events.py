@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.calendar import WorkingCalendar
 from gateway.coordination import RedisCoordination
 from gateway.language import LanguageTagger
 from gateway.message import InboundMessage
@@ -12,7 +13,6 @@ from gateway.metrics import build_metrics
 from gateway.pipeline import Pipeline
 from gateway.storage import Database
 from handoff.agents import AgentStore
-from handoff.hours import ServiceHours
 from handoff.service import HandoffService, Staff
 from tests.conftest import REDIS_URL
 from tests.handoff.support import ScriptedBot
@@ -25,8 +25,8 @@ async def test_status_and_activity_events_reach_a_subscriber_through_redis(datab
     coordination = RedisCoordination(REDIS_URL, key_prefix=redis_prefix)
     bot = ScriptedBot()
     pipeline = Pipeline(database, coordination, bot, LanguageTagger(), build_metrics())  # type: ignore[arg-type]
-    handoff = HandoffService(database, coordination, pipeline, AgentStore(database), ServiceHours.parse("24x7"))
-    handoff.install()
+    handoff = HandoffService(database, coordination, pipeline, AgentStore(database), WorkingCalendar.parse("24x7"))
+    pipeline.use(before=[handoff.before_turn], after=[handoff.after_turn])  # as app/hooks.py places them
     agent = await handoff.agents.create("r@bj.gov.cn", "password-r", "R")
     try:
         async with coordination.subscribe("inbox") as inbox:

@@ -11,15 +11,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from gateway.calendar import WorkingCalendar
 from gateway.coordination import InProcessCoordination
 from gateway.message import InboundMessage, OutboundMessage
 from gateway.pipeline import Pipeline
 from gateway.storage import Conversation, Database, Message
 from handoff import texts
 from handoff.agents import AgentStore
-from handoff.hours import ServiceHours
 from handoff.models import ConversationEvent, CsatScore, Handoff
-from handoff.service import HandoffConflict, HandoffService, HandoffSettings, Staff, survey_score
+from handoff.service import HandoffConflict, HandoffService, HandoffSettings, Staff
+from handoff.triggers import survey_score
 from tests.handoff.support import ScriptedBot
 
 _counter = iter(range(1, 1_000_000))
@@ -179,7 +180,7 @@ async def test_two_agents_claim_at_once_one_wins(pipeline: Pipeline, bot: Script
 async def test_outside_hours_the_citizen_may_leave_a_message_or_file_a_work_order(
     pipeline: Pipeline, bot: ScriptedBot, handoff: HandoffService, database: Database
 ) -> None:
-    handoff.hours = ServiceHours.parse("mon-fri 08:30-17:30", "Asia/Shanghai")
+    handoff.hours = WorkingCalendar.parse("mon-fri 08:30-17:30", "Asia/Shanghai")
     handoff.clock = lambda: datetime(2026, 11, 22, 2, 0, tzinfo=UTC)  # Sunday 10:00 in Binjiang
     bot.slots = {"handoff_requested": True}
     status, replies = await turn(pipeline, "转人工")
@@ -246,8 +247,8 @@ def test_settings_default_department() -> None:
 async def test_an_urgent_report_is_put_through_to_a_person(pipeline: Pipeline, bot: ScriptedBot,
                                                            handoff: HandoffService, database: Database,
                                                            tmp_path: Path) -> None:
+    from app.settings import Settings
     from crm_adapter.service import FileRequest, build_work_orders
-    from gateway.settings import Settings
 
     handoff.work_orders = await build_work_orders(Settings(_env_file=None, data_dir=tmp_path), database)  # type: ignore[call-arg]
     await turn(pipeline, "我要反映问题")

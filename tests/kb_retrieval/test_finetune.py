@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from kb_retrieval import Article
-from kb_retrieval.answerable import FEATURES, Calibration, load_all, pick, save_entry
+from kb_retrieval.answerable import Calibration, load_all, pick, save_entry
 from kb_retrieval.embedding import FINETUNE_MARKER, model_family, model_fingerprint
 from kb_retrieval.finetune import (
     Pair,
@@ -24,6 +24,7 @@ from kb_retrieval.finetune import (
     training_pairs,
 )
 from kb_retrieval.service import resolve_kb_model
+from kb_retrieval.signals import FEATURES
 
 from .conftest import make_article
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from kb_retrieval import Article, KBConfig, KnowledgeBase, StaleIndexError, build_knowledge_base
-from kb_retrieval.answerable import FEATURES, Calibration
+from kb_retrieval.answerable import Calibration
+from kb_retrieval.signals import FEATURES
 from kb_retrieval.text import Tokenizer, normalize
 
 from .conftest import FakeEmbedder, make_article

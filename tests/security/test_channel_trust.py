@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gateway.contact_merge import ContactMerge
+from gateway.contacts import ContactMerge
 from gateway.storage import ChannelIdentity, Contact, Message
 from tests.channels.support import (
     StandInRasa,

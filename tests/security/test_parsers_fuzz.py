@@ -81,7 +81,8 @@ HTTP_FUZZ = settings(FUZZ, max_examples=100)
 ROOT = Path(__file__).resolve().parent.parent
 TELEGRAM_FIXTURES = sorted((ROOT / "channels" / "telegram" / "fixtures").glob("*.json"))
 WECHAT_FIXTURES = sorted((ROOT / "channels" / "wechat" / "fixtures").glob("*.xml"))
-SLACK_FIXTURES = sorted((ROOT / "channels" / "slack" / "fixtures").glob("*.json"))
+SLACK_FIXTURES = sorted((ROOT / "handoff" / "slack" / "fixtures").glob("*.json"))
+assert SLACK_FIXTURES and TELEGRAM_FIXTURES and WECHAT_FIXTURES, "the real payloads the mutations start from"
 
 # ---- pieces ------------------------------------------------------------------------------------------------------
 

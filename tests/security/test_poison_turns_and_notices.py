@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.client import BotTurn, BotUnavailable
+from gateway.engine import BotTurn, BotUnavailable
 from gateway.message import InboundMessage
 from gateway.pipeline import DEAD_LETTER_TEXT, MAX_BOT_ATTEMPTS
 from gateway.storage import Conversation, Message

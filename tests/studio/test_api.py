@@ -13,11 +13,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.settings import Settings
 from gateway.coordination import build_coordination
-from gateway.settings import Settings
 from gateway.storage import Database
-from studio import routers
+from studio.api import router as studio_api
 from studio.engine_ops import TRAIN_LOCK
+from studio.pages import router as studio_pages
 from tests.studio.support import conversation, log_turns
 
 TOKEN = "studio-test-token"
@@ -42,7 +43,7 @@ async def client(tmp_path: Path, project_dir: Path) -> AsyncIterator[tuple[httpx
                                    spawn=spawn, tasks=tasks)
         app = FastAPI()
         app.state.services = services
-        for router in routers:
+        for router in (studio_api, studio_pages):
             app.include_router(router)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
             yield c, services

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gateway.settings import Settings
+from gateway.settings import GatewaySettings
 from gateway.storage.models import Base
 
 config = context.config
@@ -36,5 +36,5 @@ connection = config.attributes.get("connection")
 if connection is not None:
     _run(connection)
 else:
-    url = config.get_main_option("sqlalchemy.url") or Settings().effective_database_url
+    url = config.get_main_option("sqlalchemy.url") or GatewaySettings().effective_database_url
     asyncio.run(_run_standalone(url))

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from gateway.launch import free_port
+from app.launch import free_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 PASSWORD = "test-password"

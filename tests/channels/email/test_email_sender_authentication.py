@@ -18,7 +18,7 @@ from sqlalchemy import select
 from structlog.testing import capture_logs
 
 from channels.email.authentication import SenderAuthenticator
-from gateway.outbox import OPT_OUT_CONFIRM, OPT_UNVERIFIED, ChannelOptOut, may_send_proactive
+from gateway.optouts import OPT_OUT_CONFIRM, OPT_UNVERIFIED, ChannelOptOut, may_send_proactive
 from gateway.storage import Conversation, Message
 from tests.channels.email.dkimkeys import MX_RECEIVED, DkimKeys, trace
 from tests.channels.email.mailservers import Dovecot, SmtpServer

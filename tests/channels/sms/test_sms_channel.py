@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from channels.sms.segments import sms_segments
-from gateway.outbox import OutboxRow, may_send_proactive
+from gateway.optouts import may_send_proactive
+from gateway.outbox import OutboxRow
 from gateway.storage import Contact, Message
 from tests.channels.support import (
     FIXTURES,

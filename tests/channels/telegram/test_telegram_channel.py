@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from channels.telegram.set_webhook import register
-from gateway.contact_merge import ContactMerge
-from gateway.outbox import may_send_proactive
+from gateway.contacts import ContactMerge
+from gateway.optouts import may_send_proactive
 from gateway.storage import ChannelIdentity, Contact, Conversation, Message
 from tests.channels.support import (
     BUTTONS,

@@ -25,7 +25,7 @@ import xmltodict
 from aiohttp import web
 from wechatpy.crypto import WeChatCrypto
 
-from gateway.launch import free_port
+from app.launch import free_port
 
 APP_ID = "wx5f3c2a1b0e9d8c7b"
 APP_SECRET = "wechat-app-secret-0123456789abcdef"

@@ -17,7 +17,8 @@ import xmltodict
 from sqlalchemy import func, select, update
 
 from gateway.message import OutboundMessage
-from gateway.outbox import OutboxRow, may_send_proactive
+from gateway.optouts import may_send_proactive
+from gateway.outbox import OutboxRow
 from gateway.storage import Contact, Message
 from tests.channels.support import BUTTONS, Gateway, StandInRasa, gateway_settings, running_gateway
 from tests.channels.wechat.standin import (

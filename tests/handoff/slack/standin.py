@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
-from gateway.launch import free_port
+from app.launch import free_port
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-0000000000-test-desk-token"

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql import column, table
 
 from gateway.clock import utc
-from gateway.outbox import ChannelOptOut  # the opt-out table lives with the outbox
-from gateway.pipeline import Intercept
+from gateway.hooks import Intercept
+from gateway.optouts import ChannelOptOut
 from gateway.storage import Contact, Conversation, Database, Message
 from gateway.storage.models import Base
 

@@ -1,4 +1,5 @@
-"""The gateway's client of the Rasa server: one HTTP call per turn through the engine's `gateway` input channel."""
+"""The gateway's client of the dialogue engine (the Rasa server, bot/): one HTTP call per turn through the engine's
+`gateway` input channel (bot/engine/gateway_channel.py), and whether the engine is ready."""
 
 from __future__ import annotations
 

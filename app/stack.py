@@ -14,12 +14,13 @@ from types import FrameType
 
 import structlog
 
+from app.launch import start_gateway
+from app.settings import Settings
 from bot import server
 from bot.training import ensure_model
 from gateway.keys import installation_secret
-from gateway.launch import start_gateway
 from gateway.logs import configure_logging
-from gateway.settings import PROJECT_ROOT, Settings
+from gateway.settings import PROJECT_ROOT
 
 log = structlog.get_logger("stack")
 

@@ -38,7 +38,7 @@ def gateway_env(port: int, rasa_url: str, data_dir: Path, **extra: str) -> dict[
 def start_gateway(env: dict[str, str] | None = None, log_path: Path | None = None) -> subprocess.Popen[bytes]:
     out = open(log_path, "ab") if log_path else None  # noqa: SIM115 - the child owns the handle
     return subprocess.Popen(
-        [sys.executable, "-m", "gateway"], cwd=PROJECT_ROOT, env=env,
+        [sys.executable, "-m", "app"], cwd=PROJECT_ROOT, env=env,
         stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True,
     )
 

@@ -13,20 +13,13 @@ each of up to 60 bytes, keys up to 128 bytes, and a CLICK needs a key, a VIEW a 
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-import httpx
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from gateway.message import Button
-
-if TYPE_CHECKING:
-    from gateway.settings import Settings
 
 MAX_TOP = 3
 MAX_SUB = 5
@@ -123,52 +116,3 @@ def load_menu(path: Path) -> MenuConfig:
         raise ValueError(f"{path}: {problems}") from exc
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"{path}: {exc}") from exc
-
-
-async def publish(settings: Settings, path: Path, http: httpx.AsyncClient | None = None) -> dict[str, Any]:
-    """Publish the menu in `path` with the account in `settings` (gateway Settings); returns the body sent."""
-    from channels.wechat.connector import WeChatConnector
-    from gateway.coordination import build_coordination
-
-    menu = load_menu(path)
-    # The gateway's coordination: with Redis, the running workers' access_token is reused, not replaced.
-    coordination = build_coordination(settings.redis_url, settings.redis_key_prefix)
-    connector = WeChatConnector.from_settings(settings, coordination, http=http)
-    if connector is None:
-        raise SystemExit("WECHAT_APP_ID, WECHAT_APP_SECRET and WECHAT_TOKEN must be set")
-    try:
-        body = menu.wire()
-        await connector.api.post("/cgi-bin/menu/create", body)
-        return body
-    finally:
-        await connector.close()
-        await coordination.close()
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in ("publish", "show"):
-        print("usage: python -m channels.wechat.menu {publish|show} MENU.yml", file=sys.stderr)
-        return 2
-    path = Path(argv[1])
-    try:
-        menu = load_menu(path)
-    except ValueError as exc:
-        print(f"invalid menu: {exc}", file=sys.stderr)
-        return 1
-    if argv[0] == "show":
-        print(json.dumps(menu.wire(), ensure_ascii=False, indent=2))
-        return 0
-    from channels.wechat.api import WeChatApiError
-    from gateway.settings import Settings
-
-    try:
-        body = asyncio.run(publish(Settings(), path))
-    except WeChatApiError as exc:
-        print(f"WeChat refused the menu: {exc}", file=sys.stderr)
-        return 1
-    print(f"menu published: {len(body['button'])} buttons")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

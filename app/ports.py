@@ -1,26 +1,30 @@
-"""The bot's ports (bot/actions/ports.py) on top of the gateway's services: the work-order desk on
-crm_adapter's `WorkOrderService`, the answer-feedback store on the knowledge base's article store.
+"""The bot's ports (bot/actions/ports.py) on top of the features: the work-order desk on crm_adapter's
+`WorkOrderService`, the article search and the answer-feedback store on the knowledge base.
 
 The actions know nothing of crm_adapter or kb_retrieval; these adapters translate between the two vocabularies.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import structlog
 
-from bot.actions.ports import FiledWorkOrder, WorkOrderDraft, WorkOrderSummary
+from bot.actions.ports import ArticleHit, FiledWorkOrder, KbAnswer, WorkOrderDraft, WorkOrderSummary
 from crm_adapter.backend import InvalidWorkOrder, StepRecord, WorkOrderNotFound, WorkOrderRecord
 from crm_adapter.service import FileRequest, WorkOrderService
-from kb_retrieval.service import KnowledgeService
+from kb_retrieval.service import KnowledgeLoading, KnowledgeService
 
 log = structlog.get_logger(__name__)
 
 # Notes the bot added itself on older orders (the contact phone, photos; now fields of the order) are history, not
 # progress: "the last step" skips them, and the 回访 answer too.
 CONTACT_NOTE_PREFIX = "[contact] "
+
+
+_DRAFT_FIELDS = ({f.name for f in fields(WorkOrderDraft)} & {f.name for f in fields(FileRequest)}) - {"photos"}
 
 
 class WorkOrdersUnavailable(RuntimeError):
@@ -47,20 +51,9 @@ class WorkOrderPort:
 
     async def file(self, draft: WorkOrderDraft) -> FiledWorkOrder:
         service = self._require()
-        result = await service.file(
-            FileRequest(
-                category=draft.category,
-                description=draft.description,
-                contact_id=draft.contact_id,
-                channel=draft.channel,
-                location=draft.location,
-                conversation_id=draft.conversation_id,
-                language=draft.language,
-                intent=draft.intent,
-                phone=draft.phone,
-                photos=tuple(draft.photos),
-            )
-        )
+        # The bot's draft and the service's request name the same things alike: carried over by name.
+        carried = {name: getattr(draft, name) for name in _DRAFT_FIELDS}
+        result = await service.file(FileRequest(**carried, photos=tuple(draft.photos)))
         order = result.order
         zh, en = self._names(service, order.department)
         return FiledWorkOrder(
@@ -134,3 +127,27 @@ class KbFeedbackPort:
             log.warning("kb.feedback_dropped", article_id=article_id, reason="no knowledge service")
             return
         await self._knowledge.store.record_feedback(article_id, helpful, conversation_id, query)
+
+
+class ActionSearch:
+    """The bot actions' `ArticleSearch` port, served by the knowledge service."""
+
+    def __init__(self, knowledge: KnowledgeService) -> None:
+        self.knowledge = knowledge
+
+    async def search(self, query: str, k: int, lang: str | None) -> KbAnswer:
+        # A turn may arrive while the index is still being built at start-up: wait for it a little.
+        try:
+            result = await self.knowledge.search(query, k=k, lang=lang, wait_seconds=20.0)
+        except KnowledgeLoading:
+            log.warning("kb.not_ready_for_turn")
+            return KbAnswer(hits=[], answerable=False)
+        hits = [
+            ArticleHit(
+                id=h.article.id, title_zh=h.article.title_zh, title_en=h.article.title_en,
+                body_zh=h.article.body_zh, body_en=h.article.body_en, department=h.article.department,
+                score=float(h.score),
+            )
+            for h in result.hits
+        ]
+        return KbAnswer(hits=hits, answerable=bool(result.answerable), confidence=result.confidence)

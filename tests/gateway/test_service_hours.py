@@ -7,10 +7,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from handoff.hours import InvalidServiceHours, ServiceHours
+from gateway.calendar import InvalidCalendar as InvalidServiceHours
+from gateway.calendar import WorkingCalendar
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-HOURS = ServiceHours.parse("mon-fri 08:30-17:30; sat 09:00-12:00", "Asia/Shanghai")
+HOURS = WorkingCalendar.parse("mon-fri 08:30-17:30; sat 09:00-12:00", "Asia/Shanghai")
 
 
 def local(*parts: int) -> datetime:
@@ -31,11 +32,11 @@ def test_public_holidays_close_and_adjusted_working_days_open() -> None:
     assert not HOURS.is_open(local(2026, 10, 3, 10, 0))  # a Saturday inside the holiday
     assert HOURS.next_open(local(2026, 10, 1, 10, 0)) == local(2026, 10, 8, 8, 30)
     assert HOURS.is_open(local(2026, 9, 20, 15, 0))  # a Sunday worked (调休): Monday's hours
-    assert not ServiceHours.parse("mon-fri 08:30-17:30", use_holidays=False).is_open(local(2026, 9, 20, 15, 0))
+    assert not WorkingCalendar.parse("mon-fri 08:30-17:30", use_holidays=False).is_open(local(2026, 9, 20, 15, 0))
 
 
 def test_always_open() -> None:
-    always = ServiceHours.parse("24x7")
+    always = WorkingCalendar.parse("24x7")
     assert always.is_open(local(2026, 10, 1, 3, 0)) and always.next_open(local(2026, 10, 1, 3, 0)) is None
 
 
@@ -43,4 +44,4 @@ def test_always_open() -> None:
                                   "mon 18:00-09:00", "mon 25:00-26:00"])
 def test_bad_settings_are_refused_with_a_reason(text: str) -> None:
     with pytest.raises(InvalidServiceHours):
-        ServiceHours.parse(text)
+        WorkingCalendar.parse(text)
