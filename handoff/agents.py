@@ -24,7 +24,9 @@ from gateway.storage import Database
 from handoff.models import ROLES, Agent, AgentSession
 
 log = structlog.get_logger(__name__)
-_hasher = PasswordHasher()
+# One lane (argon2's own threads): a verification then takes one core, and with one at a time (below) the other core
+# is always left to the event loop that serves citizens. Hashes made with more lanes are upgraded at the next login.
+_hasher = PasswordHasher(parallelism=1)
 # Verified against when the e-mail is unknown, so a wrong e-mail costs as long as a wrong password.
 _DUMMY_HASH = _hasher.hash("not-a-password")
 
@@ -82,9 +84,9 @@ class AgentStore:
     def __init__(self, db: Database, session_hours: float = 12.0) -> None:
         self.db = db
         self.session_lifetime = timedelta(hours=session_hours)
-        # argon2 is slow and memory-hard on purpose: it runs in threads (never on the event loop, which would stall
-        # every citizen's socket), at most two at a time (64 MiB each), so a burst of logins queues instead.
-        self._hashing = asyncio.Semaphore(2)
+        # argon2 is slow and memory-hard on purpose: it runs in a thread (never on the event loop, which would stall
+        # every citizen's socket), one at a time (64 MiB, one core), so a burst of logins queues instead.
+        self._hashing = asyncio.Semaphore(1)
 
     async def _hash(self, password: str) -> str:
         async with self._hashing:
@@ -139,6 +141,12 @@ class AgentStore:
             return None
         if agent is None or not agent.active:
             return None
+        if _hasher.check_needs_rehash(agent.password_hash):  # older parameters: upgraded while we know the password
+            password_hash = await self._hash(password)
+            async with self.db.sessions() as session, session.begin():
+                stored = await session.get(Agent, agent.id)
+                if stored is not None:
+                    stored.password_hash = password_hash
         return AgentView.of(agent)
 
     async def login(self, agent_id: int) -> tuple[str, str]:
