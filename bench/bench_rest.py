@@ -7,19 +7,14 @@ figure is the ratio gateway / Rasa. Afterwards the resident memory of every proc
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import psutil
 
-from app.launch import free_port, gateway_env, start_gateway, wait_http
+from bench.processes import bot_stack
 from bench.stats import summary_ms, table
-from bot import server
-from bot.training import ensure_model
-from gateway.keys import installation_secret
 from gateway.settings import PROJECT_ROOT
 
 MESSAGES = ["你好", "hello", "居住证怎么办理", "how do I pay my water bill", "谢谢", "thanks", "公积金怎么提取", "bye"]
@@ -58,24 +53,11 @@ def _rss_mb(process: psutil.Process) -> float:
 
 
 def main() -> None:
-    model = ensure_model(PROJECT_ROOT, PROJECT_ROOT / "models", server.RASA_BIN)
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-rest-"))
-    gateway_port, rasa_port = free_port(), free_port()
-    base, rasa_url = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{rasa_port}"
-    # The gateway reads the same installation secrets from data_dir (gateway/keys.py).
-    tokens = {"action": installation_secret(data_dir, "actions.key"), "rasa": installation_secret(data_dir, "rasa.key")}
-    rasa = server.start_rasa(model, rasa_port, f"{base}/actions/webhook", data_dir / "rasa.log",
-                             action_token=tokens["action"], rasa_token=tokens["rasa"])
     kb = PROJECT_ROOT.parent / "shared" / "kb" / "articles.jsonl"
-    env = gateway_env(gateway_port, rasa_url, data_dir, LOG_LEVEL="warning", REST_CHANNEL_RATE_PER_MINUTE="0",
-                      **({"KB_PATH": str(kb)} if kb.exists() else {}))
-    gateway = start_gateway(env, data_dir / "gateway.log")
-    try:
-        server.wait_until_ready(rasa_url, 240, rasa, token=tokens["rasa"])
-        wait_http(f"{base}/readyz", 120, gateway)
+    with bot_stack("rest", {"KB_PATH": str(kb)} if kb.exists() else None) as stack:
         paths = {
-            "gateway": f"{base}/channels/rest/webhook",
-            "rasa": f"{rasa_url}/webhooks/rest/webhook",
+            "gateway": f"{stack.base}/channels/rest/webhook",
+            "rasa": f"{stack.rasa_url}/webhooks/rest/webhook",
         }
         asyncio.run(_run(paths["gateway"], 2, 4))  # warm both paths (model, KB index, connections)
         asyncio.run(_run(paths["rasa"], 2, 4))
@@ -97,14 +79,11 @@ def main() -> None:
             ["path", "senders", "p50 ms", "p99 ms", "turns/s", "p50 ×rasa", "p99 ×rasa", "turns/s ×rasa"], rows
         ))
         memory = [
-            ["rasa server", f"{_rss_mb(psutil.Process(rasa.pid)):.0f}"],
-            ["gateway (with KB model)", f"{_rss_mb(psutil.Process(gateway.pid)):.0f}"],
+            ["rasa server", f"{_rss_mb(psutil.Process(stack.rasa.pid)):.0f}"],
+            ["gateway (with KB model)", f"{_rss_mb(psutil.Process(stack.gateway.pid)):.0f}"],
         ]
         total = sum(float(m[1]) for m in memory)
         memory.append(["whole stack", f"{total:.0f}"])
         print()
         print(table(["process", "RSS MB"], memory))
         print(f"whole stack under 3 GB: {'yes' if total < 3072 else 'NO'}")
-    finally:
-        server.stop(gateway)
-        server.stop(rasa)

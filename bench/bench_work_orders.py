@@ -196,23 +196,7 @@ async def bench_bot() -> list[list[object]]:
     """Orders filed through the bot (real gateway + Rasa, REST channel) vs plain turns through the same stack."""
     import httpx
 
-    from app.launch import free_port, gateway_env, start_gateway, wait_http
-    from bot import server
-    from bot.training import ensure_model
-    from gateway.keys import installation_secret
-
-    model = ensure_model(ROOT, ROOT / "models", server.RASA_BIN)
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-wo-bot-"))
-    gateway_port, rasa_port = free_port(), free_port()
-    base, rasa_url = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{rasa_port}"
-    # The gateway reads the same installation secrets from data_dir (gateway/keys.py).
-    tokens = {"action": installation_secret(data_dir, "actions.key"), "rasa": installation_secret(data_dir, "rasa.key")}
-    rasa = server.start_rasa(model, rasa_port, f"{base}/actions/webhook", data_dir / "rasa.log",
-                             action_token=tokens["action"], rasa_token=tokens["rasa"])
-    gateway = start_gateway(gateway_env(gateway_port, rasa_url, data_dir, LOG_LEVEL="warning",
-                                        REST_CHANNEL_RATE_PER_MINUTE="0"),
-                            data_dir / "gateway.log")  # fmt: skip
-    url = f"{base}/channels/rest/webhook"
+    from bench.processes import bot_stack
 
     async def citizen(client: httpx.AsyncClient, texts: list[str], check: str | None) -> None:
         sender = f"bench-{uuid.uuid4().hex[:10]}"
@@ -236,15 +220,11 @@ async def bench_bot() -> list[list[object]]:
 
     reports = [[f"解放路{i}号门口的路灯坏了三天了", "13812345678", "是"] for i in range(BOT_ORDERS)]
     plain = [["你好", "你好", "你好"] for _ in range(BOT_ORDERS)]
-    try:
-        server.wait_until_ready(rasa_url, 300, rasa, token=tokens["rasa"])
-        wait_http(f"{base}/readyz", 300, gateway)
+    with bot_stack("wo-bot") as stack:
+        url = f"{stack.base}/channels/rest/webhook"
         await run(reports[:2] + plain[:2], None)  # warm the model, the actions, the connections
         filed = await run(reports, "work_order_id")
         baseline = await run(plain, None)
-    finally:
-        server.stop(gateway)
-        server.stop(rasa)
     return [
         [f"filed through the bot (3 turns each, {BOT_CONCURRENCY} citizens at a time)", f"{filed:.1f}/s",
          f"{filed / baseline:.2f}"],

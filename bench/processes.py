@@ -1,5 +1,5 @@
-"""Processes the webhook benchmarks run beside the gateway: the bare FastAPI endpoint every figure is a ratio
-against, waiting for a server to answer, and stopping a process group."""
+"""Processes the benchmarks run: the bare FastAPI endpoint webhook figures are a ratio against, the whole stack
+(a trained Rasa server and the gateway wired to it), waiting for a server to answer, and stopping a process group."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -50,3 +54,46 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(15)
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A running Rasa server and the gateway wired to it, both on free ports."""
+
+    base: str
+    rasa_url: str
+    rasa_token: str
+    data_dir: Path
+    gateway: subprocess.Popen[bytes]
+    rasa: subprocess.Popen[bytes]
+
+
+@contextmanager
+def bot_stack(name: str, settings: dict[str, str] | None = None, ready_timeout: float = 300) -> Iterator[Stack]:
+    """Train (if needed) and start Rasa and the gateway the way `make run` does, wait until both are ready, and
+    stop both afterwards. `settings` are extra environment settings for the gateway."""
+    from app.launch import free_port, gateway_env, start_gateway, wait_http
+    from bot import server
+    from bot.training import ensure_model
+    from gateway.keys import installation_secret
+    from gateway.settings import PROJECT_ROOT
+
+    model = ensure_model(PROJECT_ROOT, PROJECT_ROOT / "models", server.RASA_BIN)
+    data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    gateway_port, rasa_port = free_port(), free_port()
+    base, rasa_url = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{rasa_port}"
+    # The gateway reads the same installation secrets from data_dir (gateway/keys.py).
+    action_token = installation_secret(data_dir, "actions.key")
+    rasa_token = installation_secret(data_dir, "rasa.key")
+    rasa = server.start_rasa(model, rasa_port, f"{base}/actions/webhook", data_dir / "rasa.log",
+                             action_token=action_token, rasa_token=rasa_token)  # fmt: skip
+    env = gateway_env(gateway_port, rasa_url, data_dir, LOG_LEVEL="warning", REST_CHANNEL_RATE_PER_MINUTE="0",
+                      **(settings or {}))  # fmt: skip
+    gateway = start_gateway(env, data_dir / "gateway.log")
+    try:
+        server.wait_until_ready(rasa_url, ready_timeout, rasa, token=rasa_token)
+        wait_http(f"{base}/readyz", ready_timeout, gateway)
+        yield Stack(base, rasa_url, rasa_token, data_dir, gateway, rasa)
+    finally:
+        server.stop(gateway)
+        server.stop(rasa)
