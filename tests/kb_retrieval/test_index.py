@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,9 +51,7 @@ def test_upsert_and_remove_visible_without_reembedding(articles: list[Article], 
     before = fake_embedder.texts_encoded
     new = make_article("kb-environment-001", "environment", "垃圾分类规则", "厨余垃圾要沥干水分，电池属于有害垃圾。",
                        "Waste sorting rules", "Drain kitchen waste; batteries are hazardous waste.")
-    t0 = time.perf_counter()
     kb.upsert(new)
-    assert time.perf_counter() - t0 < 1.0
     # only the new article's passages were embedded (titles, bodies, tags)
     assert fake_embedder.texts_encoded - before <= 6
     assert kb.search("电池是什么垃圾").hits[0].article.id == "kb-environment-001"

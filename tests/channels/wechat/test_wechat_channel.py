@@ -177,12 +177,13 @@ async def test_a_triple_delivery_is_answered_once(gateway: Gateway, wechat: Stan
 async def test_a_slow_bot_gets_success_then_a_customer_service_message(
     tmp_path: Path, rasa: StandInRasa, wechat: StandInWeChat
 ) -> None:
-    rasa.delay = 0.6
+    rasa.delay = 2.0
     async with running_gateway(wechat_settings(tmp_path, rasa, wechat, wechat_passive_reply_seconds=0.2)) as gw:
         signed = push.safe(fixture("text", content="我要办居住证"))
         started = time.monotonic()
         response = await post(gw, signed)
-        assert response.text == "success" and time.monotonic() - started < 0.55
+        # Answered before the bot was: what matters is the order, not a figure (a loaded machine is slow).
+        assert response.text == "success" and time.monotonic() - started < rasa.delay
         assert (await post(gw, signed)).text == "success"  # WeChat's retry meanwhile
         await settle(gw)
     assert wechat.custom == [{"touser": OPENID, "msgtype": "text", "text": {"content": "echo:我要办居住证"}}]
