@@ -113,24 +113,8 @@ class LoginIn(BaseModel):
     password: str = Field(min_length=1, max_length=200)
 
 
-class AgentOut(BaseModel):
-    id: int
-    email: str
-    name: str
-    role: str
-    departments: list[str]
-    capacity: int
-    online: bool
-    language: str
-    active: bool = True
-
-    @classmethod
-    def of(cls, view: AgentView) -> AgentOut:
-        return cls(**view.__dict__)
-
-
 class LoginOut(BaseModel):
-    agent: AgentOut
+    agent: AgentView
     csrf_token: str
 
 
@@ -215,7 +199,7 @@ def build_router() -> APIRouter:
         response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="lax", secure=secure,
                             max_age=int(service.agents.session_lifetime.total_seconds()), path="/")
         await service.publish_presence(agent.id, True)
-        return LoginOut(agent=AgentOut.of(agent), csrf_token=csrf)
+        return LoginOut(agent=agent, csrf_token=csrf)
 
     @router.post("/logout", status_code=204, summary="Log out (ends the session, goes offline)")
     async def logout(principal: Anyone, request: Request, service: Service) -> Response:
@@ -233,16 +217,16 @@ def build_router() -> APIRouter:
         agent = await _agent_of(principal, service)
         if agent is None:
             raise HTTPException(404, "the admin token is not an agent")
-        return LoginOut(agent=AgentOut.of(agent), csrf_token=principal.csrf_token or "")
+        return LoginOut(agent=agent, csrf_token=principal.csrf_token or "")
 
-    @router.patch("/me", response_model=AgentOut, summary="Go online or offline; pick the inbox language")
-    async def update_me(body: MePatch, principal: Anyone, service: Service) -> AgentOut:
+    @router.patch("/me", response_model=AgentView, summary="Go online or offline; pick the inbox language")
+    async def update_me(body: MePatch, principal: Anyone, service: Service) -> AgentView:
         if principal.agent_id is None:
             raise HTTPException(404, "the admin token is not an agent")
         view = await service.agents.update(principal.agent_id, online=body.online, language=body.language)
         if body.online is not None:
             await service.publish_presence(view.id, view.online)
-        return AgentOut.of(view)
+        return view
 
     @router.post("/me/password", status_code=204, summary="Change my password (my other sessions end)",
                  responses={422: {"description": "The current password is wrong, or the new one too short"}})
@@ -383,21 +367,21 @@ def build_router() -> APIRouter:
     async def stats(_principal: Supervisor, service: Service) -> dict[str, Any]:
         return await service.stats()
 
-    @router.get("/agents", response_model=list[AgentOut], summary="Agents (for transfers and the queues)")
-    async def agents(_principal: Inbox, service: Service) -> list[AgentOut]:
-        return [AgentOut.of(a) for a in await service.agents.all()]
+    @router.get("/agents", response_model=list[AgentView], summary="Agents (for transfers and the queues)")
+    async def agents(_principal: Inbox, service: Service) -> list[AgentView]:
+        return await service.agents.all()
 
-    @router.post("/agents", response_model=AgentOut, status_code=201, summary="Create an agent (admins)")
-    async def create_agent(body: AgentIn, _principal: Admin, service: Service) -> AgentOut:
+    @router.post("/agents", response_model=AgentView, status_code=201, summary="Create an agent (admins)")
+    async def create_agent(body: AgentIn, _principal: Admin, service: Service) -> AgentView:
         try:
             view = await service.agents.create(body.email, body.password, body.name, body.role, body.departments,
                                                body.capacity, body.language)
         except AgentError as exc:
             raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from exc
-        return AgentOut.of(view)
+        return view
 
-    @router.patch("/agents/{agent_id}", response_model=AgentOut, summary="Change departments, capacity, role")
-    async def update_agent(agent_id: RowId, body: AgentPatch, _principal: Admin, service: Service) -> AgentOut:
+    @router.patch("/agents/{agent_id}", response_model=AgentView, summary="Change departments, capacity, role")
+    async def update_agent(agent_id: RowId, body: AgentPatch, _principal: Admin, service: Service) -> AgentView:
         try:
             view = await service.agents.update(agent_id, departments=body.departments, capacity=body.capacity,
                                                role=body.role)
@@ -409,7 +393,7 @@ def build_router() -> APIRouter:
                     await service.publish_presence(agent_id, False)
         except AgentError as exc:
             raise HTTPException(404 if "no agent" in str(exc) else 422, str(exc)) from exc
-        return AgentOut.of(view)
+        return view
 
     @router.websocket("/ws")
     async def socket(websocket: WebSocket) -> None:
