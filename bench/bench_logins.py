@@ -74,7 +74,8 @@ def main() -> None:
              f"{loaded['p99'] / quiet['p99']:.1f}"],
         ],
     ))
-    print(f"the burst of {BURST} wrong logins took {burst_seconds:.1f} s (argon2 one at a time on one lane, slowed accounts)")
+    print(f"the burst of {BURST} wrong logins took {burst_seconds:.1f} s "
+          "(argon2 one at a time on one lane, slowed accounts)")
 
 
 if __name__ == "__main__":
