@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from channels.wechat.connector import WeChatConnector, WeChatSettings
-from channels.wechat.passive import PassiveReplies, WeChatEventHook
+from channels.wechat.passive import WeChatEventHook, passive_replies
 from channels.wechat.routes import build_router
 from channels.wechat.settings import WeChatChannelSettings
 from gateway.connectors import BuiltChannel, ChannelParts, ChannelPlugin, PushConnector, WebhookConnector
@@ -26,7 +26,7 @@ class WeChatChannel:
         if connector is None:
             return None
         _protocols: tuple[WebhookConnector, PushConnector] = (connector, connector)  # mypy holds it to both
-        passive = PassiveReplies(connector, parts.coordination, parts.intake.metrics, parts.intake.claim_unsent)
+        passive = passive_replies(connector, parts.coordination, parts.intake.metrics, parts.intake.claim_unsent)
         return BuiltChannel(
             connector,
             routes=build_router(connector, parts.intake, passive, settings.wechat_passive_reply_seconds),

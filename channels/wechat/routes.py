@@ -8,15 +8,16 @@ import structlog
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from channels.wechat.connector import WeChatConnector
-from channels.wechat.passive import PassiveReplies
+from channels.wechat.passive import passive_text
 from gateway.connectors import Forged, Intake, Unreadable, read_vendor_request
+from gateway.inline_replies import InlineReplies
 
 log = structlog.get_logger(__name__)
 
 SUCCESS = "success"  # what WeChat wants when there is no passive reply (never retried, never shown)
 
 
-def build_router(connector: WeChatConnector, intake: Intake, passive: PassiveReplies, passive_reply_seconds: float
+def build_router(connector: WeChatConnector, intake: Intake, passive: InlineReplies, passive_reply_seconds: float
                  ) -> APIRouter:
     router = APIRouter(tags=["channels"])
 
@@ -80,9 +81,10 @@ def build_router(connector: WeChatConnector, intake: Intake, passive: PassiveRep
                 passive.turn_finished(received.message_id)
 
         intake.run_soon(turn(), "wechat-turn")
-        text = await passive.wait(received.message_id, waiter)
-        if text is None:
+        claimed = await passive.wait(received.message_id, waiter)
+        if claimed is None:
             return Response(SUCCESS, media_type="text/plain")
+        text = passive_text(connector, claimed.language, claimed.replies)
         return Response(connector.passive_reply(parsed, text, envelope), media_type="application/xml")
 
     return router
