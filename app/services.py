@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 
 from app.hooks import wire_turns
+from app.phrases import speech_phrases
 from app.ports import ActionSearch, KbFeedbackPort, WorkOrderPort
 from bot.actions import build_executor
 from channels import plugins
@@ -90,6 +91,10 @@ def build_channels(settings: Any, services: Services) -> dict[str, BuiltChannel]
     parts = ChannelParts(
         coordination=services.coordination, http=services.http, db=services.db, intake=services.intake,
         data_dir=settings.data_dir, base_url=settings.base_url, media_max_bytes=settings.media_max_bytes,
+        service_hours=WorkingCalendar.parse(settings.service_hours, settings.service_timezone),
+        # The knowledge base is built after the channels: read when a phrase is needed.
+        phrases=speech_phrases(lambda: getattr(services, "knowledge", None),
+                               settings.studio_project_dir / "data" / "nlu"),
     )
     built = {plugin.name: channel for plugin in plugins() if (channel := plugin.build(settings, parts)) is not None}
     outbox = services.outbox

@@ -9,7 +9,7 @@ from importlib import import_module
 
 from gateway.connectors import ChannelPlugin
 
-NAMES = ("rest", "webchat", "sms", "telegram", "wechat", "email")
+NAMES = ("rest", "webchat", "sms", "telegram", "wechat", "email", "voice")
 
 
 def plugins() -> tuple[ChannelPlugin, ...]:

@@ -24,6 +24,7 @@ import httpx
 import structlog
 from fastapi import APIRouter, HTTPException, Request, WebSocket
 
+from gateway.calendar import WorkingCalendar
 from gateway.coordination import Coordination, Subscription
 from gateway.hooks import ReplyDeliverer, TurnHook
 from gateway.message import Capabilities, DeliveryResult, InboundMessage, OutboundMessage
@@ -147,6 +148,14 @@ class Intake(Protocol):
 
     async def conversation_of(self, channel: str, channel_account: str, external_user_id: str) -> str | None: ...
 
+    async def conversation_status(self, conversation_id: str) -> str | None:
+        """bot, pending, open, resolved (None: no such conversation)."""
+        ...
+
+    async def say(self, conversation_id: str, messages: list[OutboundMessage], sender: str) -> list[Message]:
+        """Tell the citizen more outside a turn's replies, on their channel (a phone call texts the order number)."""
+        ...
+
     async def history(self, conversation_id: str) -> list[Message]: ...
 
     def follow(self, conversation_id: str) -> AbstractAsyncContextManager[Subscription]:
@@ -172,6 +181,10 @@ class ChannelParts:
     data_dir: Path
     base_url: str  # PUBLIC_BASE_URL, else host:port
     media_max_bytes: int
+    # When people answer (SERVICE_HOURS): a phone call is put through then, else the caller leaves a message.
+    service_hours: WorkingCalendar = field(default_factory=WorkingCalendar)
+    # Words and phrases citizens are likely to say, by language (KB titles, the intents' examples): speech hints.
+    phrases: Callable[[str], Sequence[str]] = lambda _language: ()
 
 
 Worker = Callable[[], Coroutine[Any, Any, None]]

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from gateway import topics
 from gateway.coordination import Coordination, Subscription
-from gateway.message import InboundMessage
+from gateway.message import InboundMessage, OutboundMessage
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
 from gateway.pipeline import Pipeline, Received, TurnOutcome
@@ -78,6 +78,14 @@ class GatewayIntake:
                 )
             ).scalar_one_or_none()
         return found
+
+    async def conversation_status(self, conversation_id: str) -> str | None:
+        async with self.pipeline.db.sessions() as session:
+            conversation = await session.get(Conversation, conversation_id)
+        return conversation.status if conversation is not None else None
+
+    async def say(self, conversation_id: str, messages: list[OutboundMessage], sender: str) -> list[Message]:
+        return await self.pipeline.say(conversation_id, messages, sender)
 
     async def history(self, conversation_id: str) -> list[Message]:
         return await self.pipeline.history(conversation_id)

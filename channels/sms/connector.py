@@ -40,6 +40,7 @@ RECEIPT_STATES = {
     "sent": "sent", "delivered": "delivered", "read": "delivered",
     "failed": "failed", "undelivered": "failed", "canceled": "failed",
 }
+TWILIO_API_HOST = "api.twilio.com"
 MEDIA_KINDS = {"image": "image", "audio": "audio", "video": "video"}
 
 
@@ -50,6 +51,7 @@ class SmsSettings:
     from_number: str
     public_base_url: str
     api_base_url: str = ""  # a staging or test stand-in of Twilio's REST API
+    status_path: str = "/channels/sms/status"  # where Twilio reports what became of a sent text
 
 
 class RateLimited(TwilioException):
@@ -83,6 +85,10 @@ class HttpxTwilioClient(AsyncHttpClient):
         super().__init__(logging.getLogger("twilio.http"), True, timeout)
         self.http = http
         self.api_base = urlsplit(api_base_url) if api_base_url else None
+
+    def rewrite(self, url: str) -> str:
+        """The address on TWILIO_API_BASE_URL, when one is set (a staging or test stand-in)."""
+        return self._rewrite(url)
 
     def _rewrite(self, url: str) -> str:
         if self.api_base is None:
@@ -121,10 +127,8 @@ class SmsConnector:
         self.validator = RequestValidator(settings.auth_token)
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(limits=httpx.Limits(max_connections=50))
-        self.client = Client(
-            settings.account_sid, settings.auth_token,
-            http_client=HttpxTwilioClient(self.http, settings.api_base_url),
-        )
+        self.twilio_http = HttpxTwilioClient(self.http, settings.api_base_url)
+        self.client = Client(settings.account_sid, settings.auth_token, http_client=self.twilio_http)
 
     # -- verify -------------------------------------------------------------------------------------------------------
 
@@ -193,7 +197,7 @@ class SmsConnector:
     # -- send ---------------------------------------------------------------------------------------------------------
 
     async def send(self, payload: dict[str, Any]) -> DeliveryResult:
-        callback = self.signed_url("/channels/sms/status") if self.settings.public_base_url else None
+        callback = self.signed_url(self.settings.status_path) if self.settings.public_base_url else None
         try:
             message = await self.client.messages.create_async(
                 to=payload["to"], from_=payload.get("from") or self.channel_account, body=payload["body"],
@@ -215,8 +219,11 @@ class SmsConnector:
     # -- media --------------------------------------------------------------------------------------------------------
 
     async def fetch_media(self, attachment: dict[str, Any]) -> tuple[str | None, AsyncIterator[bytes]]:
-        """MMS media sit behind Twilio's auth (HTTP basic with the account's credentials)."""
-        request = self.http.build_request("GET", str(attachment["url"]))
+        """MMS media and call recordings sit behind Twilio's auth (HTTP basic with the account's credentials)."""
+        url = str(attachment["url"])
+        if urlsplit(url).hostname == TWILIO_API_HOST:  # on TWILIO_API_BASE_URL when one is set
+            url = self.twilio_http.rewrite(url)
+        request = self.http.build_request("GET", url)
         response = await self.http.send(
             request, stream=True, auth=(self.settings.account_sid, self.settings.auth_token), follow_redirects=True,
         )

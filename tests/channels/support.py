@@ -38,6 +38,7 @@ BOT_TOKEN = "123456789:AAH-test-token-for-the-stand-in"
 TG_SECRET = "tg-webhook-secret-42"
 PUBLIC_BASE = "https://gw.binjiang.example"
 FIXTURES = Path(__file__).resolve().parent
+MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x64" + b"\x00" * 400
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 200 + b"\xff\xd9"
 BUTTONS = [{"title": "办理居住证", "payload": "/ask_residence_permit"},
            {"title": "路灯报修", "payload": "/report_streetlight"}]
@@ -79,6 +80,15 @@ class StandInRasa:
             await asyncio.sleep(self.delay)
         self.calls.append(body)
         text = body.get("message", "")
+        if text == "/request_human":
+            said = [{"recipient_id": body["sender"], "text": "好的，正在为您转接人工服务。"}]
+            return web.json_response({"messages": said, "intent": {"name": "request_human", "confidence": 1.0},
+                                      "slots_set": {"handoff_requested": True}, "latest_action": None})
+        if text.startswith("report:"):
+            number = text.removeprefix("report:")
+            said = [{"recipient_id": body["sender"], "text": f"已为您登记工单 {number}。"}]
+            return web.json_response({"messages": said, "intent": {"name": "report_problem", "confidence": 0.95},
+                                      "slots_set": {"work_order_id": number}, "latest_action": None})
         if text in ("buttons", "选项"):
             messages = [{"recipient_id": body["sender"], "text": "请选择您要办理的事项", "buttons": BUTTONS}]
         elif text == "long":
@@ -151,9 +161,17 @@ class StandInTwilio:
             return web.Response(text="<html>not an image</html>", content_type="text/html")
         return web.Response(body=JPEG, content_type="image/jpeg")
 
+    async def _recording(self, request: web.Request) -> web.Response:
+        """A call recording (Twilio serves it as .mp3 or .wav behind the account's credentials)."""
+        authorized = request.headers.get("Authorization", "").startswith("Basic ")
+        if request.match_info["sid"] != ACCOUNT_SID or not authorized:
+            return web.Response(status=401)
+        return web.Response(body=MP3, content_type="audio/mpeg")
+
     async def start(self) -> StandInTwilio:
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._create)
+        app.router.add_get("/2010-04-01/Accounts/{sid}/Recordings/{name}", self._recording)
         app.router.add_get("/media/{name}", self._media)
         self._runner, self.url = await _serve(app)
         return self
