@@ -14,6 +14,8 @@ from kb_retrieval.service import KnowledgeService
 
 log = structlog.get_logger(__name__)
 
+# Small talk and what the bot declines teach a recogniser nothing about the city's services.
+SKIPPED_INTENTS = frozenset({"out_of_scope", "bot_challenge", "greet", "goodbye", "thank", "chitchat"})
 _ANNOTATION = re.compile(r"\[([^\]]+)\]\([^)]*\)|\[([^\]]+)\]\{[^}]*\}")  # Rasa's [text](entity) / [text]{...}
 
 
@@ -24,7 +26,7 @@ def _short(example: str, language: str) -> bool:
 
 
 def intent_examples(nlu_dir: Path) -> dict[str, list[str]]:
-    """Short examples of every intent, by language (the script decides: Chinese characters are zh)."""
+    """Short examples of the service intents, by language (the script decides: Chinese characters are zh)."""
     found: dict[str, list[str]] = {"zh": [], "en": []}
     for path in sorted(nlu_dir.glob("*.yml")):
         try:
@@ -34,6 +36,8 @@ def intent_examples(nlu_dir: Path) -> dict[str, list[str]]:
             continue
         for block in data.get("nlu") or []:
             if not isinstance(block, dict) or not isinstance(block.get("examples"), str):
+                continue
+            if block.get("intent") in SKIPPED_INTENTS:
                 continue
             for line in block["examples"].splitlines():
                 example = _ANNOTATION.sub(lambda m: m.group(1) or m.group(2), line.strip().removeprefix("- ")).strip()

@@ -13,7 +13,6 @@ goes by SMS to the number that called, through the SMS connector's renderer and 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -191,7 +190,7 @@ class VoiceConnector:
 
     def parse(self, form: Mapping[str, str], call: CallTurn) -> InboundMessage | None:
         """The caller's words (or key) in this turn; None when they said nothing."""
-        speech = unicodedata.normalize("NFKC", form.get("SpeechResult", "")).strip()
+        speech = " ".join(form.get("SpeechResult", "").split())
         digits = "".join(ch for ch in form.get("Digits", "") if ch in "0123456789*#")[:32]
         if not speech and not digits:
             return None
@@ -287,11 +286,13 @@ class VoiceConnector:
                 says.append(spell_numbers(words))
         return Spoken(says, texted)
 
-    def gather(self, response: VoiceResponse, call: CallTurn, says: Sequence[str]) -> VoiceResponse:
-        """Say these (the caller may speak or press over them), then listen for the next turn; silence re-asks."""
+    def gather(self, response: VoiceResponse, call: CallTurn, says: Sequence[str], menu: bool = False
+               ) -> VoiceResponse:
+        """Say these (the caller may speak or press over them), then listen for the next turn; silence re-asks.
+        `menu`: the greeting's language choice (8 / 9) may be pressed in the answer."""
         language = call.language
         query: dict[str, str | int] = {"turn": call.turn + 1, "lang": language}
-        if call.menu:
+        if menu:
             query["menu"] = "1"
         hints = self.hints(language)
         gather = response.gather(
@@ -317,8 +318,7 @@ class VoiceConnector:
 
     def greeting(self, call: CallTurn) -> str:
         response = VoiceResponse()
-        return str(self.gather(response, CallTurn(call.turn, call.language, call.silence, menu=True),
-                               [text(call.language, "greeting")]))
+        return str(self.gather(response, call, [text(call.language, "greeting")], menu=True))
 
     def silence(self, call: CallTurn) -> str:
         response = VoiceResponse()
@@ -326,7 +326,7 @@ class VoiceConnector:
             self.say(response, text(call.language, "goodbye"), call.language)
             response.hangup()
             return str(response)
-        return str(self.gather(response, call, [text(call.language, "again")]))
+        return str(self.gather(response, call, [text(call.language, "again")], menu=call.menu))
 
     def leave_message(self, response: VoiceResponse, call: CallTurn, prompt: str) -> str:
         """A message after the tone, with Twilio's transcript; both come back to us signed."""

@@ -14,7 +14,7 @@
       agent: '坐席', system: '系统', note: '内部备注', identities: '渠道身份', earlier: '历史会话',
       work_orders: '工单', canned: '快捷回复…', queues: '队列', longest: '最长等待', first_response: '平均首次响应',
       csat: '今日满意度', open_per_agent: '各坐席处理中', none: '无', status_change: '状态', csat_event: '满意度评分',
-      assign: '分配', to_dept: '转到部门：', empty: '没有会话', attachments: '附件', file_work_order: '登记工单',
+      assign: '分配', to_dept: '转到部门：', empty: '没有会话', attachments: '附件', recording: '录音', file_work_order: '登记工单',
       wo_report: '报修', wo_complaint: '投诉', wo_consultation: '咨询', wo_suggestion: '建议', file: '提交',
       p_channel: '渠道', p_department: '部门', p_description: '问题描述', p_location: '地点', p_note: '内部备注（市民看不到）', attach: '发送文件',
       dead_letter: '机器人多次处理失败，请人工处理', unverified: '发件人未验证'},
@@ -26,7 +26,7 @@
       earlier: 'Earlier conversations', work_orders: 'Work orders', canned: 'Canned reply…', queues: 'Queues',
       longest: 'Longest wait', first_response: 'Avg first response', csat: 'CSAT today',
       open_per_agent: 'Open per agent', none: 'none', status_change: 'Status', csat_event: 'Satisfaction score',
-      assign: 'Assigned', to_dept: 'To department: ', empty: 'No conversations', attachments: 'Attachments',
+      assign: 'Assigned', to_dept: 'To department: ', empty: 'No conversations', attachments: 'Attachments', recording: 'Recording',
       file_work_order: 'File a work order', wo_report: 'Report', wo_complaint: 'Complaint',
       wo_consultation: 'Consultation', wo_suggestion: 'Suggestion', file: 'File', p_channel: 'channel',
       p_department: 'department', p_description: 'What is wrong', p_location: 'Where',
@@ -109,6 +109,9 @@
         node.append(el('div', {class: 'buttons'}, ...item.buttons.map((b) => el('span', {class: 'button', title: b.payload}, b.title))));
       }
       if (item.attachments && item.attachments.length) {
+        // A recording (a message left on the phone line, a voice note) plays in place; the rest are links.
+        item.attachments.filter((a) => a.kind === 'audio').forEach((a) => node.append(el('audio', {
+          controls: '', preload: 'none', src: mediaHref(a), 'data-testid': 'recording', 'aria-label': T.recording})));
         node.append(el('div', {class: 'attachments'}, T.attachments + ': ',
           ...item.attachments.map((a) => el('a', {href: mediaHref(a), target: '_blank', rel: 'noopener'}, a.name || a.kind))));
       }

@@ -109,7 +109,9 @@ async def test_a_call_is_greeted_then_each_spoken_turn_is_answered_in_twiml(gate
     assert gather is not None
     assert gather.attrib["input"] == "speech dtmf" and gather.attrib["language"] == "zh-CN"
     assert gather.attrib["action"] == f"{PUBLIC_BASE}{WEBHOOK}?turn=1&lang=zh&menu=1"
-    assert "转人工" in gather.attrib["hints"].split(",")  # the intents' short examples
+    hints = gather.attrib["hints"].split(",")
+    assert "转人工" in hints and "路灯坏了" in hints  # the service intents' short examples
+    assert "讲个笑话" not in hints  # small talk teaches the recogniser nothing
     assert "滨江" in spoken(greeting)[0] and "press 9" in spoken(greeting)[0]
     assert rasa.calls == []  # a greeting is not a turn
 
@@ -118,7 +120,7 @@ async def test_a_call_is_greeted_then_each_spoken_turn_is_answered_in_twiml(gate
     assert rasa.calls[0]["metadata"]["channel"] == "voice"
     [say] = answer.find("Gather").iter("Say")  # type: ignore[union-attr]
     assert say.text == "echo:路灯坏了" and say.attrib["voice"] == "Polly.Zhiyu" and say.attrib["language"] == "zh-CN"
-    assert call.next_url == f"{WEBHOOK}?turn=2&lang=zh&menu=1"
+    assert call.next_url == f"{WEBHOOK}?turn=2&lang=zh"  # the language menu was the greeting's only
     assert answer.find("Redirect") is not None  # silence asks again
     # Spoken in the call, never texted as well; the caller's number is who they are (the same contact as SMS).
     assert twilio.sent == []
