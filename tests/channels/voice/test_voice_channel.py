@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from gateway.message import OutboundMessage
 from gateway.storage import Contact, Conversation, Message
 from tests.channels.support import (
     FIXTURES,
@@ -345,3 +346,27 @@ async def test_silence_asks_again_then_says_goodbye(gateway: Gateway, rasa: Stan
     bye = await call.step()
     assert bye.find("Hangup") is not None
     assert rasa.calls == []
+
+
+async def test_a_caller_is_the_same_citizen_as_their_sms_and_hears_from_agents_by_text(
+        gateway: Gateway, twilio: StandInTwilio) -> None:
+    from tests.channels.support import sms_form
+
+    sms = await gateway.post_sms(sms_form("你好", sender=CALLER))
+    assert sms.status_code == 200
+    await gateway.settle()
+    call = Call(gateway)
+    await call.answer()
+    await call.say("路灯坏了")
+    conversations = {c.channel: c for c in await rows(gateway, Conversation)}
+    # One citizen: the number the carrier vouched for, on both channels.
+    assert conversations["voice"].contact_id == conversations["sms"].contact_id
+    [contact] = await rows(gateway, Contact, Contact.id == conversations["voice"].contact_id)
+    assert contact.phone == CALLER
+    conversation = conversations["voice"]
+    before = len(twilio.sent)
+    # After the call, an agent's reply (or a notice when the order moves) reaches the caller as a text.
+    await gateway.services.pipeline.say(conversation.id, [OutboundMessage(text="您反映的路灯已安排维修。")], "agent")
+    await eventually(lambda: len(twilio.sent) > before)
+    assert twilio.sent[-1]["To"] == CALLER and twilio.sent[-1]["Body"] == "您反映的路灯已安排维修。"
+    assert twilio.sent[-1]["StatusCallback"] == f"{PUBLIC_BASE}/channels/voice/sms-status"
