@@ -67,7 +67,7 @@ lint: $(VENV)/.installed
 	@echo "==> ruff"
 	@$(VENV)/bin/ruff check .
 	@echo "==> mypy"
-	@$(VENV)/bin/mypy app gateway channels bot kb_retrieval crm_adapter handoff studio bench
+	@$(VENV)/bin/mypy app gateway channels bot kb_retrieval crm_adapter handoff studio reports bench
 
 test: install system-deps lint
 	@echo "==> pytest"

@@ -15,9 +15,10 @@ from gateway.settings import GatewaySettings
 from handoff.settings import InboxSettings
 from handoff.slack.settings import SlackDeskSettings
 from kb_retrieval.settings import KnowledgeBaseSettings
+from reports.settings import ReportSettings
 from studio.settings import StudioSettings
 
-FEATURES = (KnowledgeBaseSettings, WorkOrderSettings, InboxSettings, SlackDeskSettings, StudioSettings)
+FEATURES = (KnowledgeBaseSettings, WorkOrderSettings, InboxSettings, SlackDeskSettings, StudioSettings, ReportSettings)
 
 
 class Settings(GatewaySettings, *(p.settings for p in plugins()), *FEATURES):  # type: ignore[misc]

@@ -74,7 +74,11 @@ class ConversationEvent(Base):
     """Everything that happened to a conversation besides messages: status changes, assignment, notes, CSAT."""
 
     __tablename__ = "conversation_events"
-    __table_args__ = (Index("ix_conversation_events_conversation", "conversation_id", "id"),)
+    __table_args__ = (
+        Index("ix_conversation_events_conversation", "conversation_id", "id"),
+        # A period's handoffs (reports/): status changes to pending, by time.
+        Index("ix_conversation_events_kind_status_created", "kind", "to_status", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))

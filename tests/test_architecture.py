@@ -13,8 +13,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("app", "gateway", "channels", "bot", "kb_retrieval", "handoff", "crm_adapter", "studio")
-FEATURES = ("app", "channels", "bot", "kb_retrieval", "handoff", "crm_adapter", "studio")
+PACKAGES = ("app", "gateway", "channels", "bot", "kb_retrieval", "handoff", "crm_adapter", "studio", "reports")
+FEATURES = ("app", "channels", "bot", "kb_retrieval", "handoff", "crm_adapter", "studio", "reports")
 
 
 def modules() -> dict[str, Path]:

@@ -87,19 +87,20 @@ def build_router(connector: VoiceConnector, intake: Intake, inline: InlineReplie
 
             intake.run_soon(turn(), "voice-turn")
             claimed = await inline.wait(message_id, waiter)
-        history = await intake.history(conversation_id)
-        answered = [m for m in history if m.reply_to_id == message_id and m.direction == "out"]
-        mine = next((m for m in history if m.id == message_id), None)
         later = False
         if claimed is not None:
-            replies = claimed.replies
-        elif received.duplicate:
-            replies = answered
-        else:  # the budget ran out, or the replies could not be claimed: the outbox texts them
-            replies = []
-            later = bool(answered) or (mine is not None and mine.turn_state != "done")
-        status = claimed.status if claimed is not None else (await intake.conversation_status(conversation_id))
-        return twiml(await answer(call, conversation_id, inbound, replies, status or "bot", later))
+            replies, status = claimed.replies, claimed.status
+        else:
+            history = await intake.history(conversation_id)
+            answered = [m for m in history if m.reply_to_id == message_id and m.direction == "out"]
+            mine = next((m for m in history if m.id == message_id), None)
+            if received.duplicate:
+                replies = answered
+            else:  # the budget ran out, or the replies could not be claimed: the outbox texts them
+                replies = []
+                later = bool(answered) or (mine is not None and mine.turn_state != "done")
+            status = await intake.conversation_status(conversation_id) or "bot"
+        return twiml(await answer(call, conversation_id, inbound, replies, status, later))
 
     async def answer(call: CallTurn, conversation_id: str, inbound: InboundMessage, replies: list[Message],
                      status: str, later: bool) -> str:

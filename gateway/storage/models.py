@@ -82,6 +82,8 @@ class Message(Base):
         UniqueConstraint("channel", "channel_account", "direction", "external_id", name="uq_message_external"),
         Index("ix_messages_conversation", "conversation_id", "id"),
         Index("ix_messages_turn_state", "turn_state"),
+        # A period's citizens' messages (reports/): a range on created_at within one direction.
+        Index("ix_messages_direction_created", "direction", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
