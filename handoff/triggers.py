@@ -26,6 +26,7 @@ from gateway.storage import Conversation, Message, earlier_inbound_payload
 from handoff import texts
 from handoff.context import PERSON_STATUSES, HandoffContext
 from handoff.models import CsatScore, Handoff
+from handoff.person_request import asks_for_a_person
 from handoff.queue import HandoffQueue
 from kb_retrieval.store import ArticleRow
 
@@ -33,6 +34,7 @@ log = structlog.get_logger(__name__)
 
 NOT_UNDERSTOOD_INTENTS = ("nlu_fallback", "out_of_scope")
 URGENT = "an urgent report or complaint was filed"
+REQUEST_PERSON = "/request_human"  # what the bot hears when the words ask for a person
 _SCORE = re.compile(r"^\s*([1-5])\s*(分|星|/5)?\s*$")
 
 
@@ -134,7 +136,15 @@ class HandoffTriggers:
     # ---- before the bot -----------------------------------------------------------------------------------------
 
     async def before_turn(self, conversation: Conversation, message: Message, text: str) -> Intercept | None:
-        """Survey answers, the out-of-hours choices, unread counts; the bot never sees these."""
+        """Survey answers, the out-of-hours choices, unread counts (the bot never sees these); a request for a
+        person in words the NLU may not know is handed to the bot as the request itself."""
+        intercept = await self._before_turn(conversation, message, text)
+        if intercept is None and conversation.status == "bot" and asks_for_a_person(text):
+            log.info("handoff.person_asked", conversation_id=conversation.id)
+            return Intercept(text=REQUEST_PERSON)
+        return intercept
+
+    async def _before_turn(self, conversation: Conversation, message: Message, text: str) -> Intercept | None:
         context = self.context
         publish: dict[str, Any] | None = None
         reply: OutboundMessage | None = None

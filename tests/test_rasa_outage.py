@@ -72,7 +72,7 @@ def test_rasa_down_then_back_and_a_crash_in_between(stack: Stack, tmp_path: Path
             )
             time.sleep(0.5)
         assert answered, (tmp_path / "gateway.log").read_text()[-3000:]
-        assert "kb-household_registration-004" in str(answered[0][1])
+        assert "居住证首次申领" in str(answered[0][1])  # kb-household_registration-004's title
         assert rows(db, "SELECT count(*) FROM messages WHERE turn_state='deferred'") == [(0,)]
     finally:
         proxy.stop()

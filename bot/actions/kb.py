@@ -21,12 +21,14 @@ from rasa_sdk.types import DomainDict
 from bot.actions.feedback import feedback_payload
 from bot.actions.ports import ArticleHit, ArticleSearch, KbAnswer
 from bot.actions.slots import turn_language
+from bot.actions.work_order_text import grievance
 
 logger = structlog.get_logger(__name__)
 
 ANSWER_BODY_CHARS = 300
 SUGGESTIONS = 3
 REQUEST_HUMAN_PAYLOAD = "/request_human"
+FILE_COMPLAINT_PAYLOAD = "/complain"
 OUT_OF_SCOPE_MIN_CONFIDENCE = 0.5
 
 # A sentence ends at Chinese 。！？ (no space needed) or at English . ! ? followed by whitespace or the end.
@@ -34,23 +36,28 @@ _SENTENCE_END = re.compile(r"[。！？]|[.!?](?=\s|$)")
 
 _TEXT = {
     "zh": {
-        "source": "(参考：{id})",
         "not_sure": "抱歉，这个问题我不太确定怎么回答。您想问的是下面哪一个？也可以转人工。",
         "not_sure_no_hits": "抱歉，这个问题我不太确定怎么回答。您可以换个说法，或者转人工。",
         "out_of_scope": "抱歉，这个问题不在政务服务范围内。我可以解答办事指南、受理报修和投诉、查询工单进度。",
         "unavailable": "抱歉，知识库暂时无法查询。您可以稍后再问，或者转人工。",
         "person": "转人工",
+        "grievance": "听起来您遇到了需要有人处理的问题。需要我帮您登记投诉、转给相关部门处理吗？",
+        "file_complaint": "登记投诉",
+        "grievance_too": "如果您希望有关部门处理这件事，我可以帮您登记投诉。",
         "helpful": "👍 有帮助",
         "not_helpful": "👎 没帮助",
     },
     "en": {
-        "source": "(Source: {id})",
         "not_sure": "Sorry, I'm not sure about that one. Did you mean one of these? Or I can get you a person.",
         "not_sure_no_hits": "Sorry, I'm not sure about that one. Try asking another way, or talk to a person.",
         "out_of_scope": "Sorry, that's outside what the city can help with. I can answer how-to questions about city "
                         "services, take reports and complaints, and check work orders.",
         "unavailable": "Sorry, the knowledge base can't be searched right now. Try again later or talk to a person.",
         "person": "Talk to a person",
+        "grievance": "It sounds like something went wrong that someone should deal with. Shall I file a complaint "
+                     "and pass it to the department responsible?",
+        "file_complaint": "File a complaint",
+        "grievance_too": "If you want the department responsible to act on this, I can file a complaint for you.",
         "helpful": "👍 Helpful",
         "not_helpful": "👎 Not helpful",
     },
@@ -73,8 +80,9 @@ def cut_on_sentence(text: str, limit: int = ANSWER_BODY_CHARS) -> str:
 
 
 def format_answer(hit: ArticleHit, lang: str) -> str:
-    """Title, then the body cut on a sentence boundary, then the article id the answer came from."""
-    parts = [hit.title(lang), cut_on_sentence(hit.body(lang)), _TEXT[lang]["source"].format(id=hit.id)]
+    """The article's title (where the answer comes from, in words a citizen reads), then its body cut on a sentence
+    boundary. Internal article ids stay in the turn's metadata (`kb_article_ids`), never in the citizen's text."""
+    parts = [hit.title(lang), cut_on_sentence(hit.body(lang))]
     return "\n".join(part for part in parts if part)
 
 
@@ -125,11 +133,29 @@ class ActionAnswerKb(Action):
             )
             return [SlotSet("kb_article_ids", [])]
 
+        told = grievance(query)
+        if told == 2 or (told == 1 and not answer.answerable):
+            # A complaint told with indignation (or one the KB has no answer for) is not answered with a how-to
+            # article: offer to file it (the form takes this story as its description), the closest articles as a
+            # way on, and a person.
+            buttons = [{"title": _TEXT[lang]["file_complaint"], "payload": FILE_COMPLAINT_PAYLOAD}]
+            buttons += clarify_buttons(answer.hits, lang)[:2] if answer.answerable else []
+            if not any(b["payload"] == REQUEST_HUMAN_PAYLOAD for b in buttons):
+                buttons.append({"title": _TEXT[lang]["person"], "payload": REQUEST_HUMAN_PAYLOAD})
+            dispatcher.utter_message(text=_TEXT[lang]["grievance"], buttons=buttons)
+            logger.info("kb.grievance_offered", lang=lang)
+            return [SlotSet("kb_article_ids", [])]
+
         out_of_scope = (tracker.latest_message.get("intent") or {}).get("name") == "out_of_scope"
         confident = answer.confidence is None or answer.confidence >= OUT_OF_SCOPE_MIN_CONFIDENCE
         if answer.answerable and answer.hits and (confident or not out_of_scope):
             best = answer.hits[0]
-            dispatcher.utter_message(text=format_answer(best, lang), buttons=feedback_buttons(best.id, lang))
+            buttons = feedback_buttons(best.id, lang)
+            text = format_answer(best, lang)
+            if told:  # a story of something wrong: the answer, and the offer to file it
+                text = f"{text}\n{_TEXT[lang]['grievance_too']}"
+                buttons = [{"title": _TEXT[lang]["file_complaint"], "payload": FILE_COMPLAINT_PAYLOAD}, *buttons]
+            dispatcher.utter_message(text=text, buttons=buttons)
             logger.info("kb.answered", article_id=best.id, score=best.score, lang=lang)
             return [SlotSet("kb_article_ids", [best.id])]
 

@@ -34,6 +34,8 @@ from bot.actions.work_order_text import (
     find_phone,
     find_replacement,
     is_descriptive,
+    is_explicit_cancel,
+    is_plain_no,
     valid_phone,
 )
 
@@ -43,7 +45,7 @@ FORM = "work_order_form"
 REQUESTED_SLOT = "requested_slot"
 CONFIRMED = "work_order_confirmed"
 FORM_SLOTS = ("category", "description", "location", "phone", "photo", CONFIRMED)
-# Intents that mean "stop": the citizen does not want the order filed.
+# Intents that may mean "stop" at the read-back (with a bare "no"; elsewhere only a cancel in words stops the form).
 CANCEL_INTENTS = {"deny"}
 # Intents that leave the form for another path (a rule answers them); the form stays unfilled.
 ESCAPE_INTENTS = {"request_human"}
@@ -151,6 +153,9 @@ class ValidateWorkOrderForm(Action):
         """What the triggering message and its metadata already tell."""
         intent, _ = _intent(tracker)
         text = _text(tracker)
+        if _is_payload(text):
+            # "File a complaint" pressed after telling the story: the story is what to file.
+            text = _earlier_story(tracker) or text
         metadata = message_metadata(tracker)
         found: dict[str, Any] = {}
         if tracker.get_slot("category") not in CATEGORIES:
@@ -197,8 +202,14 @@ class ValidateWorkOrderForm(Action):
                 # "地址写错了": ask for that field again, then read the summary back.
                 return events + [SlotSet(str(field), None), SlotSet(CONFIRMED, None)]
 
-        if intent in CANCEL_INTENTS:
-            # "算了" / "cancel": stop without filing (action_finish_work_order sees confirmed=False).
+        # Only a cancel in words stops the form ("算了", "cancel"): an address or a description the NLU read as
+        # `deny` ("不是在小区里面，是在外面马路上") is the answer to the question asked. At the read-back a bare
+        # "no" to "reply yes to submit" is a cancel too.
+        if not _is_payload(text) and (
+            is_explicit_cancel(text)
+            or (requested == CONFIRMED and intent in CANCEL_INTENTS and is_plain_no(text))
+        ) or text == "/deny":
+            # Stop without filing (action_finish_work_order sees confirmed=False).
             return events + [SlotSet(CONFIRMED, False), SlotSet(REQUESTED_SLOT, None)]
 
         if requested == CONFIRMED:
@@ -337,6 +348,16 @@ class ActionFinishWorkOrder(Action):
         dispatcher.utter_message(text=text[key].format(number=filed.number, department=department, due=filed.due_date))
         logger.info("work_order_form.filed", number=filed.number, duplicate=filed.duplicate)
         return [*cleared, SlotSet("work_order_id", filed.number)]
+
+
+def _earlier_story(tracker: Tracker) -> str | None:
+    """The citizen's last message before this one when it told what happened (not a button, not "I want to report")."""
+    users = [e for e in tracker.events or [] if e.get("event") == "user"]
+    for event in reversed(users[:-1][-3:]):
+        text = str(event.get("text") or "").strip()
+        if text and not _is_payload(text):
+            return text if is_descriptive(text) else None
+    return None
 
 
 def _triggering_intent(tracker: Tracker) -> str | None:

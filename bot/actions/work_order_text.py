@@ -189,3 +189,77 @@ def field_to_change(text: str) -> str | None:
         if any(word in lowered for word in words):
             return field
     return None
+
+
+# "Stop, do not file it", said in words (an NLU `deny` is not enough: "不是在小区里面，是在外面马路上" is a place).
+# Strong: about the report itself. Weak ("算了", "never mind"): a cancel only when nothing else is said, since
+# "门牌号我忘了，算了你就写学校旁边吧" answers the question.
+_ZH_CANCEL = re.compile(
+    r"不报了|不用报|不报修了|不投诉了|不反映了|不用登记|不要登记|别登记|不登记了|不提交|不用提交|别提交|撤销|撤回|"
+    r"取消(?:工单|报修|投诉|登记|提交|吧|了)?|不办了|不弄了"
+)
+_EN_CANCEL = re.compile(
+    r"\b(?:cancel(?:led|ed)?(?: (?:it|this|that|the report|the complaint|the order))?|"
+    r"don'?t (?:file|submit|report|bother)|do not (?:file|submit|report)|drop (?:it|the report)|"
+    r"(?:forget|scrap) (?:it|about it|the (?:report|complaint)))\b",
+    re.IGNORECASE,
+)
+_ZH_WEAK_CANCEL = re.compile(r"算了|不用了|不要了|没事了|拉倒")
+_EN_WEAK_CANCEL = re.compile(r"\b(?:never ?mind|nevermind|no need|not anymore|leave it)\b", re.IGNORECASE)
+_CANCEL_FILLER = re.compile(r"[\s，。！？、,.!?~～…]|吧|了|啊|呀|哈|嗯|哦|那|就|还是|我|的|ok|okay|oh|well|then|just|please",
+                            re.IGNORECASE)
+
+
+def is_explicit_cancel(text: str) -> bool:
+    """The citizen asks to stop the report in so many words ("算了不报了", "cancel, forget it")."""
+    if _ZH_CANCEL.search(text) or _EN_CANCEL.search(text):
+        return True
+    if not (_ZH_WEAK_CANCEL.search(text) or _EN_WEAK_CANCEL.search(text)):
+        return False
+    rest = _CANCEL_FILLER.sub("", _EN_WEAK_CANCEL.sub("", _ZH_WEAK_CANCEL.sub("", text)))
+    return len(rest) <= 3
+
+
+def is_plain_no(text: str) -> bool:
+    """A bare "no" ("不", "不用", "no"), which at the read-back means "do not submit"."""
+    return bool(_ZH_SHORT_NO.match(text.strip()))
+
+
+# A citizen telling a grievance, even when it ends in a question ("这样的店凭什么还让它营业？"): what went wrong or how
+# it feels, never only the word "complaint" (so "怎么投诉食品安全问题" stays a how-to question for the KB).
+_ZH_GRIEVANCE = re.compile(
+    r"凭什么|太差|没人管|不管不问|不处理|不作为|推诿|乱收费|强制|强迫|逼着|欺负|坑人|黑心|蟑螂|老鼠|苍蝇|变质|过期|发霉|"
+    r"拉肚子|食物中毒|脏|臭|吵得|扰民|噪音|违规|违法|欠薪|拖欠|打人|骂人|态度恶劣|太过分|气死|受不了|忍无可忍|"
+    r"投诉无门|一直没|好几次|多次|几个月了|半年了|还让它|怎么能|简直"
+)
+_EN_GRIEVANCE = re.compile(
+    r"\b(?:disgust\w*|cockroach\w*|rats?|mice|mould|moldy|mouldy|filthy|dirty|stinks?|rude|overcharg\w*|"
+    r"forced (?:us|me|them|parents) to|scam\w*|ripped off|illegal\w*|unbearable|ridiculous|outrageous|"
+    r"nobody (?:does|did|cares)|no one (?:does|did|cares)|how (?:is|are) (?:this|they|it) (?:allowed|legal)|"
+    r"why (?:is|are|does|do) .{3,60} (?:allowed|still open|get away)|for months|again and again|fed up|"
+    r"food poisoning|sick after|unpaid wages|refus\w+ to pay)\b",
+    re.IGNORECASE,
+)
+
+
+# Indignation: the citizen wants something done, not a procedure ("凭什么还让它营业", "how is this still allowed").
+_ZH_INDIGNANT = re.compile(
+    r"凭什么|还让它|还让他们|简直|气死|受不了|忍无可忍|太过分|怎么能这样|投诉无门|没人管|不管不问"
+)
+_EN_INDIGNANT = re.compile(
+    r"\b(?:how (?:is|are|can|could) .{0,40}?(?:still )?(?:allowed|legal|open|get away)|outrageous|ridiculous|fed up|"
+    r"disgust\w*|unacceptable|nobody (?:does|did|cares)|no one (?:does|did|cares)|sick of)\b",
+    re.IGNORECASE,
+)
+
+
+def grievance(text: str) -> int:
+    """0: not a grievance; 1: a story of something wrong (long enough to be one, with words of harm), a complaint
+    the citizen may want filed beside the answer; 2: told with indignation, a complaint to file rather than a
+    procedure to read."""
+    zh = bool(re.search(r"[\u4e00-\u9fff]", text))
+    story = (len(text) >= 18 and bool(_ZH_GRIEVANCE.search(text))) if zh else (
+        len(text.split()) >= 9 and bool(_EN_GRIEVANCE.search(text)))
+    if not story:
+        return 0
+    return 2 if (_ZH_INDIGNANT if zh else _EN_INDIGNANT).search(text) else 1

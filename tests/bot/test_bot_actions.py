@@ -116,10 +116,10 @@ async def test_answer_kb_answers_with_the_best_article_in_the_slot_language() ->
     assert search.calls == [("how do i get a residence permit", 3, "en")]
     assert events == [{"event": "slot", "timestamp": None, "name": "kb_article_ids", "value": ["kb-demo-001"]}]
     [message] = dispatcher.messages
-    title, body, source = message["text"].split("\n")
+    title, body = message["text"].split("\n")
     assert title == "Applying for a residence permit"
     assert body.endswith(".") and len(body) <= 300
-    assert source == "(Source: kb-demo-001)"
+    assert "kb-demo-001" not in message["text"]  # an internal id is no answer for a citizen
 
 
 async def test_answer_kb_in_chinese_cuts_on_a_chinese_sentence_end() -> None:
@@ -127,10 +127,9 @@ async def test_answer_kb_in_chinese_cuts_on_a_chinese_sentence_end() -> None:
     await ActionAnswerKb(FakeSearch(KbAnswer([PERMIT], True))).run(
         dispatcher, tracker("居住证怎么办理", slots={"language": "zh"}), DOMAIN
     )
-    title, body, source = dispatcher.messages[0]["text"].split("\n")
+    title, body = dispatcher.messages[0]["text"].split("\n")
     assert title == "居住证办理"
     assert body.endswith("。") and len(body) <= 300
-    assert source == "(参考：kb-demo-001)"
 
 
 async def test_answer_kb_not_answerable_offers_closest_titles_and_a_person() -> None:
@@ -149,7 +148,7 @@ async def test_answer_kb_overrules_out_of_scope_only_when_confident() -> None:
     events = await ActionAnswerKb(FakeSearch(KbAnswer([PERMIT], True, confidence=0.95))).run(
         confident, tracker("楼顶漏水想用维修基金", intent="out_of_scope", slots={"language": "zh"}), DOMAIN
     )
-    assert events[0]["value"] == ["kb-demo-001"] and "参考" in confident.messages[0]["text"]
+    assert events[0]["value"] == ["kb-demo-001"] and confident.messages[0]["text"].startswith("居住证办理")
 
     doubtful = CollectingDispatcher()
     events = await ActionAnswerKb(FakeSearch(KbAnswer([PERMIT, BUS_CARD], True, confidence=0.3))).run(
@@ -228,4 +227,35 @@ async def test_executor_runs_registered_actions_with_their_dependencies() -> Non
     )
     assert result is not None
     assert result.events[0]["value"] == ["kb-demo-001"]
-    assert "(参考：kb-demo-001)" in result.responses[0]["text"]
+    assert result.responses[0]["text"].startswith("居住证办理\n")
+
+
+async def test_a_complaint_told_with_indignation_is_offered_filing_not_a_procedure() -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ActionAnswerKb(FakeSearch(KbAnswer([PERMIT], True, confidence=1.0))).run(
+        dispatcher, tracker("楼下面包店有蟑螂，这样的店凭什么还让它营业？", slots={"language": "zh"}), DOMAIN
+    )
+    assert events[0]["value"] == []  # no article given as the answer
+    [message] = dispatcher.messages
+    assert "登记投诉" in message["text"]
+    assert message["buttons"][0]["payload"] == "/complain" and message["buttons"][-1]["payload"] == "/request_human"
+
+
+async def test_a_story_of_something_wrong_gets_the_answer_and_the_offer_to_file() -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ActionAnswerKb(FakeSearch(KbAnswer([PERMIT], True, confidence=0.9))).run(
+        dispatcher, tracker("想问问幼儿园强制收取兴趣班费用，可以投诉吗？孩子的幼儿园每个月都要交800块",
+                            slots={"language": "zh"}), DOMAIN,
+    )
+    assert events[0]["value"] == ["kb-demo-001"]
+    [message] = dispatcher.messages
+    assert message["text"].startswith("居住证办理") and "登记投诉" in message["text"]
+    assert message["buttons"][0]["payload"] == "/complain"
+
+
+async def test_a_how_to_question_about_complaining_is_answered_plainly() -> None:
+    dispatcher = CollectingDispatcher()
+    await ActionAnswerKb(FakeSearch(KbAnswer([PERMIT], True, confidence=0.9))).run(
+        dispatcher, tracker("怎么投诉食品安全问题", slots={"language": "zh"}), DOMAIN
+    )
+    assert [b["payload"] for b in dispatcher.messages[0]["buttons"]][0] != "/complain"

@@ -171,6 +171,30 @@ async def test_affirm_confirms_and_deny_cancels_at_any_step() -> None:
     }  # fmt: skip
 
 
+@pytest.mark.parametrize(("requested", "text", "intent"), [
+    ("location", "No. 12 Heping Road, Xihu District", "deny"),
+    ("location", "不是在小区里面，是在外面马路上", "deny"),
+    ("location", "the stop by the north gate of the park, line 5", "goodbye"),
+    ("location", "没有门牌号，就在学校旁边的拐角", "deny"),
+    ("description", "不是路灯的问题，是整条路都没电", "deny"),
+])
+async def test_an_answer_the_nlu_misread_is_still_the_answer(requested: str, text: str, intent: str) -> None:
+    t = tracker(text, intent, slots={"requested_slot": requested})
+    assert slots_of(await ValidateWorkOrderForm().run(CollectingDispatcher(), t, DOMAIN)) == {requested: text}
+
+
+@pytest.mark.parametrize(("requested", "text", "intent"), [
+    ("location", "算了不报了", "deny"), ("description", "cancel, forget it", "deny"),
+    ("phone", "不用登记了", "affirm"), ("work_order_confirmed", "不", "deny"),
+    ("work_order_confirmed", "no", "deny"), ("work_order_confirmed", "/deny", "deny"),
+])
+async def test_only_a_cancel_in_words_stops_the_form(requested: str, text: str, intent: str) -> None:
+    t = tracker(text, intent, slots={"requested_slot": requested})
+    assert slots_of(await ValidateWorkOrderForm().run(CollectingDispatcher(), t, DOMAIN)) == {
+        "work_order_confirmed": False, "requested_slot": None,
+    }  # fmt: skip
+
+
 async def test_request_for_a_person_leaves_the_form_to_the_rules() -> None:
     t = tracker("转人工", "request_human", slots={"requested_slot": "location"})
     events = await ValidateWorkOrderForm().run(CollectingDispatcher(), t, DOMAIN)
