@@ -206,8 +206,9 @@ _EN_CANCEL = re.compile(
 )
 _ZH_WEAK_CANCEL = re.compile(r"算了|不用了|不要了|没事了|拉倒")
 _EN_WEAK_CANCEL = re.compile(r"\b(?:never ?mind|nevermind|no need|not anymore|leave it)\b", re.IGNORECASE)
-_CANCEL_FILLER = re.compile(r"[\s，。！？、,.!?~～…]|吧|了|啊|呀|哈|嗯|哦|那|就|还是|我|的|ok|okay|oh|well|then|just|please",
-                            re.IGNORECASE)
+_CANCEL_FILLER = re.compile(
+    r"[\s，。！？、,.!?~～…]|吧|了|啊|呀|哈|嗯|哦|那|就|还是|我|的|ok|okay|oh|well|then|just|please", re.IGNORECASE
+)
 
 
 def is_explicit_cancel(text: str) -> bool:
@@ -218,6 +219,9 @@ def is_explicit_cancel(text: str) -> bool:
         return False
     rest = _CANCEL_FILLER.sub("", _EN_WEAK_CANCEL.sub("", _ZH_WEAK_CANCEL.sub("", text)))
     return len(rest) <= 3
+
+
+_ZH_SHORT_NO = re.compile(r"^(?:不|不是|不对|不要|不用|没有|否|no|nope|nah)[\s。.!！~～了啊吧呀的]*$", re.IGNORECASE)
 
 
 def is_plain_no(text: str) -> bool:
