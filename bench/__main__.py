@@ -9,7 +9,7 @@ import time
 BENCHMARKS = [
     "bench_rest", "bench_kb", "bench_channels", "bench_work_orders", "bench_wechat", "bench_email",
     "bench_studio",
-    "bench_inbox", "bench_logins", "bench_voice",
+    "bench_inbox", "bench_logins", "bench_voice", "bench_understanding",
 ]
 
 
