@@ -2,11 +2,13 @@
 
 What real clients send: GB2312 declared but GBK (or GB18030) characters inside, RFC 2047 subjects in any charset,
 8-bit headers with no declaration at all, HTML-only bodies, quoted-printable and base64, replies that carry the whole
-history below (Outlook's "-----Original Message-----" / "发件人:" header block, Gmail's "On … wrote:" / "…写道：",
-Foxmail and QQ Mail's "------------------ 原始邮件 ------------------"), signatures after "-- " and
-"发自我的iPhone". `parse_mail` turns all of that into a `ParsedMail`: the text the citizen newly wrote, the full text
-(kept for audit), threading headers, attachments, and — for auto-replies, bounces, lists and our own mail — the
-reason it must never be answered.
+history below (Outlook's "-----Original Message-----" / "-----邮件原件-----" / "发件人:" header block, Gmail's
+"On … wrote:" / "…写道：", Foxmail and QQ Mail's "------------------ 原始邮件 ------------------", NetEase Mail
+Master's "---- 回复的原邮件 ----"), replies written below or between the quoted lines (Thunderbird, Mutt, Apple Mail),
+signatures after "-- " and "发自我的iPhone". `parse_mail` turns all of that into a `ParsedMail`: the text the citizen
+newly wrote (every line of it, wherever it stands among the quotes), the full text (kept for audit), threading
+headers, attachments, and — for auto-replies, bounces, lists and our own mail — the reason it must never be answered.
+tests/channels/email/replies/ is the corpus of real-shaped replies, with the text each must give.
 """
 
 from __future__ import annotations
@@ -194,19 +196,34 @@ def html_to_text(html: str) -> str:
 
 
 # ---- quoted history and signatures ---------------------------------------------------------------------------------
+#
+# A reply is read line by line. Lines quoted with ">" (or inside an HTML <blockquote>) are the history and are
+# dropped wherever they are, so what the citizen wrote above, between (an interleaved answer) and below them (a
+# bottom post) is kept, in order. The attribution that introduces a quote ("On … wrote:", "…写道：") goes with it.
+# History that is not quoted line by line (Outlook's header block, QQ Mail's "原始邮件" separator, a client's quote
+# container in HTML that holds no blockquote) can only be told by where it starts: everything from there on is cut.
+# A signature ends the stretch of the citizen's text it is in: up to the next quote, or the end.
 
 _SEPARATOR = re.compile(
-    r"^\s*-{2,}\s*(?:original message|原始邮件|原始郵件|原邮件|邮件原文|forwarded by .*)\s*-{2,}\s*$", re.IGNORECASE
+    r"^\s*-{2,}\s*(?:original message|original|replied message|原始邮件|原始郵件|原邮件|邮件原件|郵件原件|邮件原文|"
+    r"回复的原邮件|回覆的原郵件|forwarded by .{0,200}?)\s*-{2,}\s*$",
+    re.IGNORECASE,
 )
-_HEADER_FROM = re.compile(r"^\s*[*>]?\s*(?:from|发件人|寄件者|發件人)\s*\*?\s*[:：]", re.IGNORECASE)
+# A header line of quoted history: "From:", "*发件人:*" (bold in HTML), "| 发件人 |" (NetEase Mail Master's table).
+_HEADER_FROM = re.compile(r"^\s*[*|]?\s*(?:from|发件人|寄件者|寄件人|發件人)\s*\*?\s*(?:[:：]|\|)", re.IGNORECASE)
 _HEADER_NEXT = re.compile(
-    r"^\s*[*>]?\s*(?:sent|date|to|cc|subject|发送时间|日期|时间|收件人|抄送|主题|寄件日期|傳送時間|收件者|主旨)\s*\*?\s*[:：]",
+    r"^\s*[*|]?\s*(?:sent|date|to|cc|subject|发送时间|日期|时间|收件人|抄送|抄送至|主题|寄件日期|傳送時間|收件者|副本|主旨)"
+    r"\s*\*?\s*(?:[:：]|\|)",
     re.IGNORECASE,
 )
 _WROTE = re.compile(
-    r"^\s*(?:on\b.{3,300}\bwrote\s*:|.{3,300}(?:写道|寫道)\s*[:：])\s*$",
+    r"^\s*(?:on\b.{3,300}\bwrote\s*:|[^<>]{1,100}<[^<>\s@]{1,64}@[^<>\s]{1,255}>\s*wrote\s*:|"
+    r".{3,300}(?:写道|寫道)\s*[:：])\s*$",
     re.IGNORECASE,
 )
+# How an attribution that a client wrapped over several lines begins: "On …", "在 2026…", or a name and an address.
+_WROTE_START = re.compile(r"^\s*(?:on\s|at\s|在\s?\d)|^[^。！？!?]{0,80}<[^<>\s]*@", re.IGNORECASE)
+_ADDRESS = re.compile(r"<[^<>\s@]{1,64}@[^<>\s]{1,255}>")
 _UNDERSCORES = re.compile(r"^\s*_{8,}\s*$")
 _MOBILE_SIGNATURE = re.compile(
     r"^\s*(?:发自我的|來自我的|来自我的|发自网易邮箱|发自 ?(?:QQ|Outlook|iPhone|华为|小米)|"
@@ -215,48 +232,107 @@ _MOBILE_SIGNATURE = re.compile(
 )
 
 
-def _quote_start(lines: list[str]) -> int | None:
-    for i, line in enumerate(lines):
-        if line == QUOTE_MARK or _SEPARATOR.match(line):
-            return i
-        if _HEADER_FROM.match(line) and any(_HEADER_NEXT.match(n) for n in lines[i + 1 : i + 6]):
-            # Outlook's header block; a line of underscores just above it belongs to it.
-            return i - 1 if i and _UNDERSCORES.match(lines[i - 1]) else i
-        if _WROTE.match(line) and _quoted_or_blank_after(lines, i + 1):
-            return i
-        joined = f"{line} {lines[i + 1]}" if i + 1 < len(lines) else ""
-        if joined and not _WROTE.match(line) and _WROTE.match(joined) and _quoted_or_blank_after(lines, i + 2):
-            return i  # Gmail wraps a long "On …, Name <address> wrote:" over two lines
-        if line.startswith(">") and all(not n.strip() or n.startswith(">") for n in lines[i:]):
-            return i
-    return None
+def _quoted(line: str) -> bool:
+    return line.startswith(">")
 
 
-def _quoted_or_blank_after(lines: list[str], start: int) -> bool:
-    """A "wrote:" line is an attribution when quoted text (or the end of the mail) follows it."""
-    rest = [n for n in lines[start:] if n.strip()]
-    return not rest or rest[0].startswith(">") or rest[0] == QUOTE_MARK
+def _next_texts(lines: list[str]) -> list[int | None]:
+    """For each index, the first line at or after it that is neither blank nor a quote mark (None: there is none);
+    one pass from the end, so looking ahead stays linear however many blank lines or marks a mail has."""
+    found: list[int | None] = [None] * (len(lines) + 1)
+    for j in range(len(lines) - 1, -1, -1):
+        found[j] = j if lines[j].strip() and lines[j] != QUOTE_MARK else found[j + 1]
+    return found
 
 
-def _signature_start(lines: list[str]) -> int | None:
-    for i, line in enumerate(lines):
-        if line in ("-- ", "--") or line.rstrip() == "--":
-            return i
-        if _MOBILE_SIGNATURE.match(line) and len([n for n in lines[i + 1 :] if n.strip()]) <= 2:
-            return i
-    return None
+def _join(lines: list[str]) -> str:
+    """Lines a client wrapped, joined back ("Name <" + "a@b.cn> wrote:" with no space inside the address)."""
+    joined = ""
+    for line in lines:
+        joined += line.strip() if not joined or joined.endswith("<") else " " + line.strip()
+    return joined
+
+
+def _attribution(lines: list[str], i: int) -> int:
+    """How many lines from `i` (1 to 3, 0 for none) make an unquoted "On … wrote:" or "…写道：" line."""
+    for k in (1, 2, 3):
+        chunk = lines[i : i + k]
+        if len(chunk) < k or any(not n.strip() or _quoted(n) or n == QUOTE_MARK for n in chunk):
+            return 0
+        if (k == 1 or _WROTE_START.match(chunk[0])) and _WROTE.match(_join(chunk)):
+            return k
+    return 0
+
+
+def _header_block(lines: list[str], i: int) -> bool:
+    """An unquoted "From:" line with at least two more header lines just below it (Outlook, QQ Mail, Android)."""
+    return bool(_HEADER_FROM.match(lines[i])) and sum(bool(_HEADER_NEXT.match(n)) for n in lines[i + 1 : i + 7]) >= 2
+
+
+def _history(lines: list[str]) -> tuple[int, set[int]]:
+    """Where unquoted history begins (len(lines) when there is none), and the attribution lines of quotes."""
+    attributions: set[int] = set()
+    next_text = _next_texts(lines)
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if _quoted(line):
+            i += 1
+            continue
+        if line == QUOTE_MARK:
+            # A client's quote container: fine when a quote (with its attribution) follows; history otherwise.
+            j = next_text[i + 1]
+            if j is not None and not _quoted(lines[j]):
+                k = _attribution(lines, j)
+                after = next_text[j + k] if k else None
+                if after is None or not _quoted(lines[after]):
+                    return i, attributions
+            i += 1
+            continue
+        if _SEPARATOR.match(line):
+            return i, attributions
+        if _header_block(lines, i):
+            return (i - 1 if i and _UNDERSCORES.match(lines[i - 1]) else i), attributions
+        k = _attribution(lines, i)
+        if k:
+            after = next_text[i + k]
+            if after is None:
+                return i, attributions  # an attribution with nothing below it
+            if _quoted(lines[after]):
+                attributions.update(range(i, i + k))
+                i += k
+                continue
+            if _ADDRESS.search(_join(lines[i : i + k])):
+                return i, attributions  # "Name <a@b.cn> … wrote:" over history that is not quoted
+        i += 1
+    return len(lines), attributions
+
+
+def _without_signature(run: list[str]) -> list[str]:
+    """A stretch of the writer's lines without its signature ("-- " and below, or a short "发自我的iPhone" tail)."""
+    below = [0] * (len(run) + 1)  # how many non-blank lines follow each line
+    for i in range(len(run) - 1, -1, -1):
+        below[i] = below[i + 1] + (1 if i + 1 < len(run) and run[i + 1].strip() else 0)
+    for i, line in enumerate(run):
+        if line.rstrip() == "--" or (below[i] <= 2 and _MOBILE_SIGNATURE.match(line)):
+            return run[:i]
+    return run
 
 
 def strip_quoted(text: str) -> str:
-    """What the writer newly wrote: quoted history and the signature cut off, quote lines in between dropped."""
+    """What the writer newly wrote: every line of theirs above, between and below quotes, in order; quoted lines,
+    their attributions, unquoted history and signatures left out."""
     lines = [line.replace("\xa0", " ").replace("\u3000", " ").rstrip("\r") for line in text.split("\n")]
-    cut = _quote_start(lines)
-    if cut is not None:
-        lines = lines[:cut]
-    cut = _signature_start(lines)
-    if cut is not None:
-        lines = lines[:cut]
-    kept = [line.rstrip() for line in lines if not line.startswith(">") and line != QUOTE_MARK]
+    end, attributions = _history(lines)
+    kept: list[str] = []
+    run: list[str] = []  # the writer's lines since the last quote
+    for i, line in enumerate(lines[:end]):
+        if _quoted(line) or i in attributions:
+            kept.extend(_without_signature(run))
+            run = []
+        elif line != QUOTE_MARK:
+            run.append(line.rstrip())
+    kept.extend(_without_signature(run))
     return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
 
 
