@@ -88,15 +88,15 @@ def dispatch(client: httpx.Client, base: str) -> tuple[int, int, int, int, int]:
         for _ in range(5):
             if meta.get("work_order_id") or meta.get("conversation_status") == "pending":
                 break
-            if "电话" in text or "phone" in text.lower():
+            if "确认提交" in text or 'reply "yes"' in text.lower():  # the read-back: confirm
+                text, meta = citizen.say("是" if row["language"] == "zh" else "yes")
+            elif "电话" in text or "phone" in text.lower():
                 text, meta = citizen.say(PHONE)
             elif "位置" in text or "where" in text.lower():
                 vague = "就在我家楼下" if row["language"] == "zh" else "near my home"
                 text, meta = citizen.say(row.get("place") or vague)
             elif "登记投诉" in text or "file a complaint" in text.lower():
                 text, meta = citizen.say("/complain")
-            elif "/affirm" in json.dumps(meta) or "确认" in text or "submit" in text.lower():
-                text, meta = citizen.say("是" if row["language"] == "zh" else "yes")
             else:
                 break
         number = meta.get("work_order_id")
