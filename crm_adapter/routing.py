@@ -38,6 +38,8 @@ class RoutingInput:
     text: str  # title, description and location together
     intent: str | None = None
     kb_department: str | None = None
+    # What a classifier of the text makes of it: departments with their shares, best first (routing evidence).
+    candidates: tuple[tuple[str, float], ...] = ()
 
 
 URGENT_CATEGORIES = frozenset({"complaint", "report"})
@@ -86,6 +88,9 @@ class Router:
     # Words naming a danger to people: a report or complaint with one is urgent (shortest deadline, and the
     # citizen is put through to a person at once).
     urgent_keywords: tuple[str, ...] = ()
+    # A classifier's best department is taken when its share is at least this (measured in bench_understanding);
+    # below it the keyword rules may decide, else a person at the dispatch desk, shown the candidates.
+    classifier_min_share: float = 0.4
 
     def urgent(self, category: str, text: str) -> list[str]:
         """The danger words in a report or complaint (empty: not urgent)."""
@@ -104,6 +109,11 @@ class Router:
                         continue
                     department = item.kb_department
                 return RoutingDecision(department, f"rule:{rule.name}")
+        candidates = [(d, share) for d, share in item.candidates
+                      if d in self.departments and d != self.default_department]
+        if candidates and candidates[0][1] >= self.classifier_min_share:
+            department, share = candidates[0]
+            return RoutingDecision(department, f"classifier:{share:.2f}")
         scores: dict[str, list[str]] = {}
         for kw_set in self.keyword_sets:
             hits = [k for k in kw_set.keywords if _has_keyword(text, k)]
@@ -115,8 +125,8 @@ class Router:
             if len(leaders) == 1:
                 hits = sorted(set(scores[leaders[0]]))
                 return RoutingDecision(leaders[0], "keywords:" + ",".join(hits))
-            return RoutingDecision(self.default_department, "tie:" + ",".join(sorted(leaders)))
-        return RoutingDecision(self.default_department, "default")
+            return RoutingDecision(self.default_department, "tie:" + ",".join(sorted(leaders)) + _shown(candidates))
+        return RoutingDecision(self.default_department, "default" + _shown(candidates))
 
     @staticmethod
     def _matches(rule: Rule, item: RoutingInput, text: str) -> bool:
@@ -129,6 +139,11 @@ class Router:
         ):
             return False
         return not rule.keywords or any(_has_keyword(text, k) for k in rule.keywords)
+
+
+def _shown(candidates: list[tuple[str, float]]) -> str:
+    """The classifier's top candidates, for the dispatcher who decides instead."""
+    return "; candidates " + ", ".join(f"{d} {share:.2f}" for d, share in candidates[:3]) if candidates else ""
 
 
 def _strings(value: Any) -> list[str]:

@@ -5,7 +5,7 @@ the citizens' notices, the Request Tracker sync)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -93,6 +93,10 @@ _HANDED_ON = tuple(
 )
 
 
+DepartmentClassifier = Callable[[str], Awaitable[list[tuple[str, float]]]]
+CLASSIFIER_TIMEOUT_SECONDS = 5.0
+
+
 @dataclass
 class WorkOrderService:
     backend: WorkOrderBackend  # the embedded backend or the RT backend (which mirrors into our database)
@@ -104,6 +108,8 @@ class WorkOrderService:
     publish: Publish | None = None
     duplicate_window: timedelta = timedelta(days=1)
     notifier: CitizenNotifier | None = None  # set by notify_citizens(); runs with run_background()
+    # What the text is about, by department (the composition root lends one: app/ports.py); routing evidence.
+    classifier: DepartmentClassifier | None = None
 
     # ---- filing ------------------------------------------------------------------------------------------------
 
@@ -129,7 +135,8 @@ class WorkOrderService:
             await self._emit(WorkOrderEvent.of("linked_report", order, now))
             return FileResult(order, True, None, score)
         decision = self.router.route(
-            RoutingInput(request.category, text, request.intent, request.kb_department)
+            RoutingInput(request.category, text, request.intent, request.kb_department,
+                         await self._classify(request.description, request.location))
         )
         priority, note = request.priority, ""
         danger = self.router.urgent(request.category, text)
@@ -149,6 +156,17 @@ class WorkOrderService:
         )
         await self._emit(WorkOrderEvent.of("filed", order, now))
         return FileResult(order, False, decision)
+
+    async def _classify(self, description: str, location: str | None) -> tuple[tuple[str, float], ...]:
+        """The classifier's departments for what happened (the place is left out: "by the bus stop" is not the
+        bus company's); none when there is no classifier or it fails (routing goes on without it)."""
+        if self.classifier is None:
+            return ()
+        try:
+            return tuple(await asyncio.wait_for(self.classifier(description), CLASSIFIER_TIMEOUT_SECONDS))
+        except Exception as exc:  # noqa: BLE001 - the rules and the dispatch desk still route the order
+            log.warning("crm.classifier_failed", error=repr(exc))
+            return ()
 
     async def _same_report(
         self, request: FileRequest, text: str, now: datetime

@@ -77,6 +77,29 @@ def test_a_tie_goes_to_a_person() -> None:
     assert decision.department == "dispatch" and decision.reason.startswith("tie:")
 
 
+def test_a_confident_classifier_routes_by_what_the_problem_is() -> None:
+    # A drain cover "by the bus stop": the words say transport, the classifier says urban management.
+    text = "和平路公交站旁边的井盖翘起来半个月了"
+    assert ROUTER.route(RoutingInput("report", text)).department == "transport"
+    decision = ROUTER.route(RoutingInput("report", text, candidates=(("urban_management", 0.62), ("transport", 0.2))))
+    assert (decision.department, decision.reason) == ("urban_management", "classifier:0.62")
+
+
+def test_an_unsure_classifier_leaves_it_to_the_words_or_a_person_shown_the_candidates() -> None:
+    unsure = (("housing", 0.3), ("utilities", 0.25))
+    assert ROUTER.route(RoutingInput("report", "路灯坏了", candidates=unsure)).department == "urban_management"
+    decision = ROUTER.route(RoutingInput("report", "出了点状况想反映一下", candidates=unsure))
+    assert decision.department == "dispatch"
+    assert decision.reason == "default; candidates housing 0.30, utilities 0.25"
+
+
+def test_policy_rules_stand_above_the_classifier() -> None:
+    decision = ROUTER.route(RoutingInput("report", "楼道里闻到燃气泄漏的味道", candidates=(("housing", 0.9),)))
+    assert decision.department == "utilities" and decision.reason.startswith("rule:")
+    unknown = ROUTER.route(RoutingInput("report", "出了点状况", candidates=(("no_such_department", 0.9),)))
+    assert unknown.department == "dispatch"
+
+
 def test_rules_with_intent_and_a_custom_file(tmp_path: Path) -> None:
     raw = yaml.safe_load(DEFAULT_ROUTING_PATH.read_text(encoding="utf-8"))
     raw["rules"].insert(0, {"name": "human", "when": {"intent": "request_human"}, "department": "dispatch"})

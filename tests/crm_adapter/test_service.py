@@ -70,6 +70,31 @@ async def test_filing_routes_and_sets_the_deadline(sqlite_db: Database, clock: F
         await service.file(street_light(contact, "   "))
 
 
+async def test_the_classifier_routes_by_the_story_and_a_failing_one_is_not_fatal(sqlite_db: Database,
+                                                                                  clock: FakeClock) -> None:
+    service = await service_for(sqlite_db, clock)
+    contact = await add_contact(sqlite_db)
+    heard: list[str] = []
+
+    async def classifier(text: str) -> list[tuple[str, float]]:
+        heard.append(text)
+        return [("urban_management", 0.7), ("transport", 0.2)]
+
+    service.classifier = classifier
+    bus_stop = "公交站旁边的井盖翘起来了，电动车被颠倒"
+    order = (await service.file(street_light(contact, bus_stop, location="和平路公交站"))).order
+    assert heard == [bus_stop]  # what happened, not where (the place names another department's things)
+    assert order.department == "urban_management"
+    assert order.steps[0].note == "routed to urban_management (classifier:0.70)"
+
+    async def broken(_text: str) -> list[tuple[str, float]]:
+        raise RuntimeError("index not ready")
+
+    service.classifier = broken
+    order = (await service.file(street_light(contact, "红绿灯坏了好几天", location="江南大道"))).order
+    assert order.department == "transport"  # the keyword rules still route it
+
+
 async def test_the_same_report_within_a_day_is_linked(sqlite_db: Database, clock: FakeClock) -> None:
     recorder = Recorder()
     service = await service_for(sqlite_db, clock, recorder)
