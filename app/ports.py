@@ -152,26 +152,3 @@ class ActionSearch:
         ]
         return KbAnswer(hits=hits, answerable=bool(result.answerable), confidence=result.confidence)
 
-
-class KbDepartmentVote:
-    """What a report is about, by department: the knowledge base's nearest articles (their sample questions are
-    citizens' words about each department's matters) vote with their scores. Measured on held-out reports with
-    the base m3e-small: the best department was right for 0.66 of them, where the keyword rules got 0.41
-    (bench/bench_understanding.py)."""
-
-    def __init__(self, knowledge: KnowledgeService, k: int = 10) -> None:
-        self.knowledge = knowledge
-        self.k = k
-
-    async def __call__(self, text: str) -> list[tuple[str, float]]:
-        try:
-            result = await self.knowledge.search(text, k=self.k, wait_seconds=5.0)
-        except KnowledgeLoading:
-            return []
-        votes: dict[str, float] = {}
-        for hit in result.hits:
-            votes[hit.article.department] = votes.get(hit.article.department, 0.0) + max(float(hit.score), 0.0)
-        total = sum(votes.values())
-        if total <= 0:
-            return []
-        return sorted(((d, round(v / total, 4)) for d, v in votes.items()), key=lambda dv: -dv[1])

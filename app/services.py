@@ -10,9 +10,10 @@ from typing import Any
 
 import structlog
 
+from app.dispatch import DispatchClassifier
 from app.hooks import wire_turns
 from app.phrases import speech_phrases
-from app.ports import ActionSearch, KbDepartmentVote, KbFeedbackPort, WorkOrderPort
+from app.ports import ActionSearch, KbFeedbackPort, WorkOrderPort
 from bot.actions import build_executor
 from channels import plugins
 from crm_adapter.service import WorkOrderService, build_work_orders
@@ -58,8 +59,8 @@ async def build_app_services(settings: Any, metrics: Metrics | None = None) -> A
     services.readiness["knowledge_base"] = ReadinessCheck(knowledge_ready)
     services.work_orders = await build_work_orders(settings, services.db, http=services.http)
     if services.work_orders is not None:
-        # Routing hears what a report is about from the knowledge base, not only which words appear in it.
-        services.work_orders.classifier = KbDepartmentVote(knowledge)
+        # Routing hears what a report is about (app/dispatch.py), not only which words appear in it.
+        services.work_orders.classifier = DispatchClassifier(knowledge, services.db)
         services.on_close(services.work_orders.close)
         # Citizens are told when their orders move (and asked for the 回访) through the outbox's proactive path.
         services.work_orders.notify_citizens(
