@@ -14,14 +14,14 @@ from typing import Any
 
 import structlog
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from bot.actions.feedback import feedback_payload
 from bot.actions.ports import ArticleHit, ArticleSearch, KbAnswer
 from bot.actions.slots import turn_language
-from bot.actions.work_order_text import grievance
+from bot.actions.work_order_text import grievance, tells_a_report
 
 logger = structlog.get_logger(__name__)
 
@@ -29,6 +29,7 @@ ANSWER_BODY_CHARS = 300
 SUGGESTIONS = 3
 REQUEST_HUMAN_PAYLOAD = "/request_human"
 FILE_COMPLAINT_PAYLOAD = "/complain"
+WORK_ORDER_FORM = "work_order_form"
 OUT_OF_SCOPE_MIN_CONFIDENCE = 0.5
 
 # A sentence ends at Chinese 。！？ (no space needed) or at English . ! ? followed by whitespace or the end.
@@ -43,6 +44,7 @@ _TEXT = {
         "person": "转人工",
         "grievance": "听起来您遇到了需要有人处理的问题。需要我帮您登记投诉、转给相关部门处理吗？",
         "file_complaint": "登记投诉",
+        "filing": "听起来这件事需要有关部门处理，我来帮您登记工单。",
         "grievance_too": "如果您希望有关部门处理这件事，我可以帮您登记投诉。",
         "helpful": "👍 有帮助",
         "not_helpful": "👎 没帮助",
@@ -57,6 +59,7 @@ _TEXT = {
         "grievance": "It sounds like something went wrong that someone should deal with. Shall I file a complaint "
                      "and pass it to the department responsible?",
         "file_complaint": "File a complaint",
+        "filing": "That sounds like something the department responsible should deal with: let me file it for you.",
         "grievance_too": "If you want the department responsible to act on this, I can file a complaint for you.",
         "helpful": "👍 Helpful",
         "not_helpful": "👎 Not helpful",
@@ -134,6 +137,13 @@ class ActionAnswerKb(Action):
             return [SlotSet("kb_article_ids", [])]
 
         told = grievance(query)
+        if tells_a_report(query):
+            # A story of something wrong is a report or a complaint, whatever the NLU made of it: file it (the form
+            # takes the story as its description and asks only what is missing; "算了" stops it).
+            dispatcher.utter_message(text=_TEXT[lang]["filing"])
+            logger.info("kb.report_told", lang=lang, grievance=told)
+            return [SlotSet("kb_article_ids", []), SlotSet("category", "complaint" if told else "report"),
+                    FollowupAction(WORK_ORDER_FORM)]
         if told == 2 or (told == 1 and not answer.answerable):
             # A complaint told with indignation (or one the KB has no answer for) is not answered with a how-to
             # article: offer to file it (the form takes this story as its description), the closest articles as a

@@ -241,11 +241,19 @@ async def test_a_complaint_told_with_indignation_is_offered_filing_not_a_procedu
     assert message["buttons"][0]["payload"] == "/complain" and message["buttons"][-1]["payload"] == "/request_human"
 
 
-async def test_a_story_of_something_wrong_gets_the_answer_and_the_offer_to_file() -> None:
+async def test_a_complaint_phrased_as_a_question_is_filed_as_a_complaint() -> None:
     dispatcher = CollectingDispatcher()
     events = await ActionAnswerKb(FakeSearch(KbAnswer([PERMIT], True, confidence=0.9))).run(
         dispatcher, tracker("想问问幼儿园强制收取兴趣班费用，可以投诉吗？孩子的幼儿园每个月都要交800块",
                             slots={"language": "zh"}), DOMAIN,
+    )
+    assert [e.get("value") for e in events[:2]] == [[], "complaint"] and events[2]["name"] == "work_order_form"
+
+
+async def test_a_short_story_of_something_wrong_gets_the_answer_and_the_offer_to_file() -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ActionAnswerKb(FakeSearch(KbAnswer([PERMIT], True, confidence=0.9))).run(
+        dispatcher, tracker("孩子幼儿园强制收兴趣班费用，每个月八百，可以投诉吗", slots={"language": "zh"}), DOMAIN,
     )
     assert events[0]["value"] == ["kb-demo-001"]
     [message] = dispatcher.messages
@@ -259,3 +267,14 @@ async def test_a_how_to_question_about_complaining_is_answered_plainly() -> None
         dispatcher, tracker("怎么投诉食品安全问题", slots={"language": "zh"}), DOMAIN
     )
     assert [b["payload"] for b in dispatcher.messages[0]["buttons"]][0] != "/complain"
+
+
+async def test_a_story_of_a_problem_is_filed_whatever_the_nlu_called_it() -> None:
+    dispatcher = CollectingDispatcher()
+    story = "我真的受够了，和平路公交站旁边那个井盖翘起来半个多月了，昨天晚上我骑电动车直接被颠下来，膝盖到现在还肿着"
+    events = await ActionAnswerKb(FakeSearch(KbAnswer([PERMIT], True, confidence=1.0))).run(
+        dispatcher, tracker(story, slots={"language": "zh"}), DOMAIN
+    )
+    assert [e.get("name") for e in events] == ["kb_article_ids", "category", "work_order_form"]
+    assert events[1]["value"] == "report" and events[2]["event"] == "followup"
+    assert "登记工单" in dispatcher.messages[0]["text"]
