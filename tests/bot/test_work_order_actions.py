@@ -96,6 +96,13 @@ ORDER = WorkOrderSummary(
         ("人民路188号阳光小区门口垃圾没人收", "人民路188号阳光小区门口"),
         ("路灯坏了 在滨江大道", "滨江大道"),
         ("马路上有坑", None),
+        ("The lamp outside No. 5 Heping Road has been dark for days", "No. 5 Heping Road"),
+        ("behind Building 3 of Lakeside Court on Xinhua Road the bins overflow",
+         "Building 3 of Lakeside Court on Xinhua Road"),
+        ("新华路湖畔小区3号楼后面的垃圾桶满了", "新华路湖畔小区3号楼后面"),
+        ("我去年十月在解放路那边买的房子漏水", "解放路"),
+        ("物业说是外面线路的问题", None),
+        ("建议在人民路口加个红绿灯", "人民路口"),
         ("the street light is broken", None),
     ],
 )
