@@ -107,7 +107,9 @@ def dispatch(client: httpx.Client, base: str, folder: str) -> tuple[int, int, in
         order = client.get(f"{base}/api/work-orders/{number}", headers={"Authorization": f"Bearer {ADMIN}"}).json()
         right += order.get("department") == DEPARTMENTS.get(row["department"], row["department"])
         if row.get("place"):
-            placed += row["place"] in (order.get("location") or "")
+            # The order holds the place: all of what the citizen named, or its core ("人民公园" of "人民公园北门外面").
+            kept = order.get("location") or ""
+            placed += bool(kept) and (row["place"] in kept or kept in row["place"])
     return right, placed, filed, named, len(rows)
 
 

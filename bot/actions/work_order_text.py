@@ -44,12 +44,13 @@ def valid_phone(value: object) -> str | None:
 
 # A Chinese street address: a name ending in 路/街/大道/巷/弄 (not 路灯, 路面, 路边 ...), optionally "和/与 another
 # street", "路口", a house number, and "小区/门口/附近" after it; or a named place (小区, 公园, 广场 ...).
-_ZH_STREET = r"[\u4e00-\u9fff]{1,10}?(?<![线电网思套出退来去])(?:大道|路|街|巷|弄)(?![灯面边上过况线由人费])"
+_ZH_STREET = r"[\u4e00-\u9fff]{1,10}?(?<![线电网思套出退来去站条])(?:大道|路|街|巷|弄)(?![灯面边上过况线由人费])"
 _ZH_NUMBER = r"(?:\d+|[一二三四五六七八九十百]+)"
 _ZH_SPOT = (r"(?:[\u4e00-\u9fff\d]{0,8}?(?:小区|花园|公园|广场|市场|医院|学校|中学|小学|幼儿园|地铁站|公交站|车站|大桥|"
             r"大厦|商场|超市|工地|菜市场|博物馆|图书馆))?")
 _ZH_BUILDING = rf"(?:{_ZH_NUMBER}(?:号楼|栋|幢|单元|号院|号|层|期|出口|号门))*"
-_ZH_SIDE = r"(?:门口|对面|旁边|附近|东侧|西侧|南侧|北侧|后面|前面|楼下|入口|出口|拐角)*"
+_ZH_SIDE = (r"(?:[东西南北]?门(?:口|外面?)?|[A-Za-z]\d?(?:出口|口)|对面|旁边|附近|[东西南北]侧|后面|前面|楼下|入口|"
+            r"出口|拐角|桥头|边上|外面|里面|地下车库|车库|停车场|那段(?:路|人行道)?|这段(?:路|人行道)?|那边|这边)*")
 _ZH_ADDRESS = re.compile(
     rf"{_ZH_STREET}(?:[和与跟及]{_ZH_STREET})?"
     r"(?:交叉口|十字路口|路口|口)?"
@@ -57,15 +58,16 @@ _ZH_ADDRESS = re.compile(
     rf"{_ZH_SPOT}{_ZH_BUILDING}{_ZH_SIDE}"
 )
 _ZH_PLACE = re.compile(
-    r"[\u4e00-\u9fff]{2,8}?(?:小区|花园|公园|广场|市场|医院|中学|小学|学校|幼儿园|地铁站|公交站|车站|大桥|桥|大厦|商场|"
-    r"博物馆|图书馆)"
+    r"[\u4e00-\u9fff]{2,8}?(?:小区|花园|公园|广场|市场|菜场|医院|中学|小学|学校|幼儿园|地铁站|公交站|总站|车站|大桥|桥|大厦|"
+    r"商场|博物馆|图书馆|新村|家园|公寓|[一二三四五六七八九十\d]区|苑)"
     rf"{_ZH_BUILDING}{_ZH_SIDE}"
 )
 _ZH_LEADING = re.compile(r"^(?:在|于|的|我家|我们|就在|位于|楼下|门口|家门口|附近)+")
 # Words before a place that belong to the sentence, not the place ("我去年十月在解放路" → "解放路").
-_ZH_CLAUSE = re.compile(r"^.*(?:在|于|到|从|说是|就是|建议|希望|那个|这个|去年|今年|昨天|前天|上周|家住)")
+_ZH_CLAUSE = re.compile(r"^.*(?:在|于|到|从|把|说是|就是|建议|希望|那个|这个|去年|今年|昨天|前天|上周|家住)")
 _ZH_NAMED = re.compile(
-    r"大道|路|街|巷|弄|小区|花园|公园|广场|市场|医院|学校|中学|小学|幼儿园|站|桥|大厦|商场|博物馆|图书馆"
+    r"大道|路|街|巷|弄|小区|花园|公园|广场|市场|菜场|医院|学校|中学|小学|幼儿园|站|桥|大厦|商场|博物馆|图书馆|新村|家园|公寓|"
+    r"[一二三四五六七八九十\d]区|苑"
 )
 _ZH_GENERIC_STREETS = {"马路", "公路", "道路", "大路", "小路", "街道", "大街", "一条路", "这条路", "那条路", "路上"}
 
@@ -73,7 +75,9 @@ _EN_SUFFIX = (r"(?i:road|rd|street|st|avenue|ave|lane|ln|boulevard|blvd|bridge|s
               r"gardens?|estate|village|residence|community|market|mall|station|school|hospital|museum|library)\b\.?")
 _EN_NAMED = rf"(?:[A-Z][a-z]+\s+){{1,3}}{_EN_SUFFIX}"
 _EN_NUMBERED = rf"(?:(?:No\.?|Number)\s*\d+[A-Za-z]?,?\s+|\d+[A-Za-z]?\s+)?{_EN_NAMED}"
-_EN_UNIT = r"(?:(?:Building|Block|Tower|Unit|Gate|Exit|Entrance)\s+\w+\s+(?:of|at|in)\s+(?:the\s+)?)"
+_EN_UNIT = (r"(?:(?:(?:the\s+)?(?:north|south|east|west|main|back|front)\s+(?:gate|entrance|exit)|"
+            r"(?:Building|Block|Tower|Unit|Gate|Exit|Entrance|exit|gate|entrance)\s+\w+)"
+            r"(?:\s+(?:of|at|in)\s+(?:the\s+)?|,\s+))")
 _EN_STREET = rf"{_EN_UNIT}?{_EN_NUMBERED}(?:,?\s+(?:on|off|at|in)\s+{_EN_NUMBERED})?"
 _EN_ADDRESS = re.compile(rf"{_EN_STREET}(?:\s+(?:and|&)\s+{_EN_NAMED})?")
 
