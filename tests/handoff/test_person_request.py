@@ -24,6 +24,7 @@ def test_a_request_for_a_person_in_any_tone(text: str) -> None:
     "is the robot vacuum subsidy still available", "路灯坏了", "the staff at the window were rude to me",
     "有人在小区门口乱停车", "people keep parking on the pavement", "someone dumped rubbish by the river",
     "要人命了，水管爆了", "快派个人来修一下路灯", "叫个人来修一下路灯", "/request_human", "",
+    "我要人工授精的补贴怎么申请", "人工智能企业有什么扶持政策",
 ])
 def test_not_a_request_for_a_person(text: str) -> None:
     assert not asks_for_a_person(text)
