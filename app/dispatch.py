@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +59,7 @@ class DispatchClassifier:
     neighbours: int = 7
     example_weight: float = 0.5  # the written reports' share of the verdict, the knowledge base's the rest
     _examples: _Examples | None = None
-    _loading: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _loader: asyncio.Task[None] | None = None
 
     async def __call__(self, text: str) -> list[tuple[str, float]]:
         try:
@@ -78,7 +78,7 @@ class DispatchClassifier:
         return sorted(((d, round(v, 4)) for d, v in combined.items() if v > 0), key=lambda dv: -dv[1])
 
     async def _nearest(self, text: str) -> dict[str, float]:
-        examples = await self._load()
+        examples = self._ready_examples()
         if examples is None or not examples.labels:
             return {}
         index = self.knowledge.index
@@ -90,29 +90,43 @@ class DispatchClassifier:
             votes[examples.labels[int(i)]] = votes.get(examples.labels[int(i)], 0.0) + max(float(scores[i]), 0.0)
         return _shares(votes)
 
-    async def _load(self) -> _Examples | None:
-        """The examples' vectors, embedded by the knowledge base's model (again when the model or the set changes)."""
+    def _ready_examples(self) -> _Examples | None:
+        """The examples' vectors as they are now; embedding (again, when stale) runs in the background, so filing
+        an order never waits for it (the knowledge base's vote alone decides until it is done)."""
         loop = asyncio.get_running_loop()
         current = self._examples
-        if current is not None and loop.time() - current.loaded_at < REFRESH_SECONDS:
-            return current
-        async with self._loading:
-            current = self._examples
-            if current is not None and loop.time() - current.loaded_at < REFRESH_SECONDS:
-                return current
+        stale = current is None or loop.time() - current.loaded_at >= REFRESH_SECONDS
+        if stale and (self._loader is None or self._loader.done()):
+            self._loader = loop.create_task(self._load(), name="dispatch-examples")
+        return current
+
+    async def wait_loaded(self) -> None:
+        """Until the examples are embedded (tests, benchmarks)."""
+        self._ready_examples()
+        if self._loader is not None:
+            await asyncio.shield(self._loader)
+
+    async def _load(self) -> None:
+        """The examples' vectors, embedded by the knowledge base's model (again when the model or the set changes)."""
+        loop = asyncio.get_running_loop()
+        try:
             texts, labels = self._written()
             corrected = await self._re_routed()
             texts += [t for t, _ in corrected]
             labels += [d for _, d in corrected]
             embedder = self.knowledge.index.embedder
             fingerprint = f"{embedder.fingerprint}:{len(texts)}:{hash(tuple(texts))}"
+            current = self._examples
             if current is not None and current.fingerprint == fingerprint:
                 current.loaded_at = loop.time()
-                return current
+                return
             vectors = await asyncio.to_thread(embedder.encode, texts) if texts else np.zeros((0, embedder.dim))
             self._examples = _Examples(labels, np.asarray(vectors, dtype=np.float32), fingerprint, loop.time())
             log.info("dispatch.examples_loaded", written=len(texts) - len(corrected), re_routed=len(corrected))
-            return self._examples
+        except KnowledgeLoading:
+            return  # the knowledge base is still loading: tried again on the next report
+        except Exception as exc:  # noqa: BLE001 - routing goes on with the knowledge base's vote
+            log.warning("dispatch.examples_failed", error=repr(exc))
 
     def _written(self) -> tuple[list[str], list[str]]:
         texts: list[str] = []

@@ -4,7 +4,8 @@
 - the outbox (delivery with retries);
 - the turns that waited for Rasa or were left by a crash;
 - each channel's own (the e-mail poller);
-- the work orders' (SLA timers, notices, the RT sync), the handoff's wait notices, the Slack desk's thread sync.
+- the work orders' (SLA timers, notices, the RT sync, the dispatch classifier's examples), the handoff's wait
+  notices, the Slack desk's thread sync.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from app.dispatch import DispatchClassifier
 from gateway.services import Services
+from kb_retrieval.service import KnowledgeLoading, KnowledgeService
 
 if TYPE_CHECKING:
     from app.services import AppServices
@@ -37,10 +40,24 @@ def start_workers(services: AppServices) -> None:
             services.spawn(worker(), name=name)
     if services.work_orders is not None:
         services.spawn(services.work_orders.run_background(), name="work-orders")
+        if isinstance(services.work_orders.classifier, DispatchClassifier) and services.knowledge is not None:
+            services.spawn(warm_dispatch(services.knowledge, services.work_orders.classifier), name="dispatch-warm")
     if services.handoff is not None:
         services.spawn(services.handoff.run_background(), name="handoff-wait-notices")
     if services.slack_desk is not None:
         services.spawn(services.slack_desk.follow(), name="slack-desk")
+
+
+async def warm_dispatch(knowledge: KnowledgeService, classifier: DispatchClassifier) -> None:
+    """The dispatch classifier's written reports, embedded once the knowledge base's model is loaded, so the first
+    reports of the day are routed with them too."""
+    while True:
+        try:
+            await knowledge.wait_ready(3600.0)
+            break
+        except KnowledgeLoading:
+            continue  # a large knowledge base still building: keep waiting
+    await classifier.wait_loaded()
 
 
 async def retry_waiting_turns(services: Services) -> None:
