@@ -3,11 +3,13 @@ dates in the centre's time zone, optional filters by channel, department, catego
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
 from gateway.auth import SUPERVISOR_ROLES, Principal, require_roles
@@ -18,6 +20,7 @@ from reports.figures import DepartmentFigures, Filters, Period, Reports, Summary
 router = APIRouter(prefix="/api/reports", tags=["reports"])
 Supervisor = Annotated[Principal, Depends(require_roles(*SUPERVISOR_ROLES))]
 MAX_DAYS = 3660  # ten years: one query, never an unbounded one
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class DepartmentOut(BaseModel):
@@ -94,12 +97,10 @@ def period_of(first: date | None, last: date | None, zone: ZoneInfo) -> Period:
     return Period(first, last, zone)
 
 
-@router.get("/summary", response_model=SummaryOut, response_model_by_alias=True,
-            summary="The centre's figures for a period: conversations by channel, containment, handoffs, and each "
-                    "department's response, resolution, satisfaction and on-time rates")
-async def summary(
-    _principal: Supervisor,
-    reports: Annotated[Reports, Depends(reports_of)],
+Filtered = tuple[Period, Filters]
+
+
+def period_and_filters(
     services: Annotated[Services, Depends(services_of)],
     first: Annotated[date | None, Query(alias="from", description="First day (YYYY-MM-DD, the centre's zone); "
                                         "default: the 1st of the month of `to`")] = None,
@@ -108,8 +109,65 @@ async def summary(
     department: Annotated[str | None, Query(max_length=48)] = None,
     category: Annotated[str | None, Query(max_length=16)] = None,
     language: Annotated[str | None, Query(pattern="^(zh|en)$")] = None,
-) -> SummaryOut:
+) -> Filtered:
     zone = ZoneInfo(str(getattr(services.settings, "service_timezone", "Asia/Shanghai")))
-    period = period_of(first, last, zone)
-    figures = await reports.summary(period, Filters(channel, department, category, language))
-    return SummaryOut.of(figures)
+    return period_of(first, last, zone), Filters(channel, department, category, language)
+
+
+def table_of(summary: SummaryOut) -> list[list[Any]]:
+    """The summary as rows: the centre's figures, a blank line, then one row per department."""
+    rows: list[list[Any]] = [["figure", "value"], ["from", str(summary.period_from)], ["to", str(summary.period_to)],
+                             ["timezone", summary.timezone]]
+    for name in ("conversations", "messages", "citizens", "new_citizens", "containment_rate", "handoff_rate",
+                 "handoffs"):
+        rows.append([name, getattr(summary, name)])
+    rows += [[f"channel:{channel}", count] for channel, count in summary.by_channel.items()]
+    rows += [[f"handoff_reason:{reason}", count] for reason, count in summary.handoff_reasons.items()]
+    columns = ["department", "filed", "response_rate", "resolution_rate", "satisfaction_rate", "on_time_rate",
+               "overdue", "resolved", "returned", "rated"]
+    rows += [[], columns]
+    rows += [[getattr(d, c) for c in columns] for d in summary.departments]
+    return rows
+
+
+@router.get("/summary.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}},
+            summary="The summary as CSV (UTF-8 with BOM, so spreadsheet programs read Chinese right)")
+async def summary_csv(_principal: Supervisor, reports: Annotated[Reports, Depends(reports_of)],
+                      filtered: Annotated[Filtered, Depends(period_and_filters)]) -> Response:
+    summary = SummaryOut.of(await reports.summary(*filtered))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    for row in table_of(summary):
+        writer.writerow(["" if v is None else v for v in row])
+    name = f"summary-{summary.period_from}-{summary.period_to}.csv"
+    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/summary.xlsx", response_class=Response, summary="The summary as an Excel workbook",
+            responses={200: {"content": {XLSX: {}}}})
+async def summary_xlsx(_principal: Supervisor, reports: Annotated[Reports, Depends(reports_of)],
+                       filtered: Annotated[Filtered, Depends(period_and_filters)]) -> Response:
+    from openpyxl import Workbook  # loaded on the first export only
+
+    summary = SummaryOut.of(await reports.summary(*filtered))
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "summary"
+    for row in table_of(summary):
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    name = f"summary-{summary.period_from}-{summary.period_to}.xlsx"
+    return Response(out.getvalue(), media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/summary", response_model=SummaryOut, response_model_by_alias=True,
+            summary="The centre's figures for a period: conversations by channel, containment, handoffs, and each "
+                    "department's response, resolution, satisfaction and on-time rates")
+async def summary(
+    _principal: Supervisor,
+    reports: Annotated[Reports, Depends(reports_of)],
+    filtered: Annotated[Filtered, Depends(period_and_filters)],
+) -> SummaryOut:
+    return SummaryOut.of(await reports.summary(*filtered))

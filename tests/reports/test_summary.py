@@ -4,6 +4,8 @@ each department's rates as docs/metrics.md defines them (response within one off
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
@@ -163,3 +165,14 @@ async def test_the_summary_api_answers_staff_only_with_the_contract_shape(tmp_pa
             assert refused.status_code == 422, (bad, refused.text)
         assert (await gw.client.get("/api/reports/summary", headers=admin)).status_code == 200  # this month
         assert "/api/reports/summary" in (await gw.client.get("/openapi.json")).json()["paths"]
+        exported = await gw.client.get(f"/api/reports/summary.csv?from={today}&to={today}", headers=admin)
+        assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+        rows = list(csv.reader(io.StringIO(exported.text.lstrip("\ufeff"))))
+        assert ["conversations", "2"] in rows and ["channel:rest", "2"] in rows
+        book = await gw.client.get(f"/api/reports/summary.xlsx?from={today}&to={today}", headers=admin)
+        assert book.status_code == 200 and book.content[:2] == b"PK"  # a zip: the workbook
+        from openpyxl import load_workbook
+
+        sheet = load_workbook(io.BytesIO(book.content)).active
+        assert ["conversations", 2] in [list(r)[:2] for r in sheet.iter_rows(values_only=True)]
+        assert (await gw.client.get(f"/api/reports/summary.xlsx?from={today}")).status_code == 401
