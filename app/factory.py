@@ -26,6 +26,7 @@ from handoff import pages as inbox_pages
 from handoff.slack import build_router as slack_router
 from kb_retrieval import api as kb_api
 from reports.api import router as reports_router
+from reports.pages import router as reports_pages
 from studio.api import router as studio_api
 from studio.pages import router as studio_pages
 
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(kb_api.router)
     app.include_router(work_orders_router)
     app.include_router(reports_router)
+    app.include_router(reports_pages)
     app.include_router(inbox_api.router)
     app.include_router(inbox_pages.router)
     app.include_router(studio_api)

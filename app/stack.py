@@ -94,6 +94,7 @@ def _announce(settings: Settings, first_admin: Path | None) -> None:
         f"  Web chat:     {base}/",
         f"  Agent inbox:  {base}/inbox",
         f"  Studio:       {base}/studio",
+        f"  Dashboard:    {base}/dashboard",
         f"  API docs:     {base}/docs",
         f"  Health:       {base}/readyz    Metrics: {base}/metrics",
         f"  Database:     {settings.effective_database_url.split('?')[0]}",
