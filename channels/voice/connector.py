@@ -38,6 +38,7 @@ MAX_HINTS = 500
 MAX_HINT_CHARS = 100
 # An order number, a phone number, any long run of digits: read one character at a time.
 _SPELLED = re.compile(r"[A-Z]{1,4}(?:-\d+)+|\+?\d[\d-]{3,}\d")
+_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
 
 TEXTS: dict[str, dict[str, str]] = {
     "zh": {
@@ -86,6 +87,8 @@ def spell_numbers(value: str) -> str:
     """Order and phone numbers read back one character at a time ("BJ-2026" → "B J, 2 0 2 6")."""
 
     def spelled(match: re.Match[str]) -> str:
+        if _DATE.fullmatch(match.group(0)):
+            return match.group(0)  # a date is said as a date
         groups = [" ".join(part) for part in match.group(0).lstrip("+").split("-") if part]
         return ", ".join(groups)
 

@@ -370,3 +370,10 @@ async def test_a_caller_is_the_same_citizen_as_their_sms_and_hears_from_agents_b
     await eventually(lambda: len(twilio.sent) > before)
     assert twilio.sent[-1]["To"] == CALLER and twilio.sent[-1]["Body"] == "您反映的路灯已安排维修。"
     assert twilio.sent[-1]["StatusCallback"] == f"{PUBLIC_BASE}/channels/voice/sms-status"
+
+
+def test_numbers_are_read_one_character_at_a_time_but_dates_as_dates() -> None:
+    from channels.voice.connector import spell_numbers
+
+    said = spell_numbers("已为您登记工单 BJ-20261207-0007，预计 2026-12-11 前办结，电话 13812345678")
+    assert "B J, 2 0 2 6 1 2 0 7, 0 0 0 7" in said and "2026-12-11" in said and "1 3 8 1 2 3 4 5 6 7 8" in said
