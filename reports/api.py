@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -45,6 +46,15 @@ class DepartmentOut(BaseModel):
         )
 
 
+class PeopleOut(BaseModel):
+    name: str = Field(description="The agent's name, or the queue's department.")
+    answered: int = Field(description="Handoffs a person first answered in the period.")
+    first_response_p50_seconds: float | None
+    first_response_p90_seconds: float | None
+    csat_count: int
+    csat_average: float | None = Field(description="The citizens' 1–5 ratings in the period, averaged.")
+
+
 class SummaryOut(BaseModel):
     """The centre's figures for the period (docs/metrics.md); a rate with nothing to divide by is null."""
 
@@ -64,6 +74,8 @@ class SummaryOut(BaseModel):
     handoffs: int
     handoff_reasons: dict[str, int]
     departments: list[DepartmentOut]
+    agents: list[PeopleOut]
+    queues: list[PeopleOut]
 
     @classmethod
     def of(cls, summary: Summary) -> SummaryOut:
@@ -75,6 +87,10 @@ class SummaryOut(BaseModel):
             "handoff_rate": summary.handoff_rate, "handoffs": summary.handed_off,
             "handoff_reasons": summary.handoff_reasons,
             "departments": [DepartmentOut.of(f) for f in summary.departments],
+            "agents": [PeopleOut(name=p.key, **{k: v for k, v in asdict(p).items() if k != "key"})
+                       for p in summary.agents],
+            "queues": [PeopleOut(name=p.key, **{k: v for k, v in asdict(p).items() if k != "key"})
+                       for p in summary.queues],
         })
 
 

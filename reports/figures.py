@@ -20,7 +20,7 @@ from crm_adapter.workflow import OPEN
 from gateway.calendar import WorkingCalendar
 from gateway.clock import utc
 from gateway.storage import Conversation, Database, Message
-from handoff.models import ConversationEvent
+from handoff.models import Agent, ConversationEvent, CsatScore, Handoff
 
 RESOLVED = ("resolved", "closed")
 ACCEPTED = ("in_progress", "resolved", "closed")  # a department took the order up, or settled it at once
@@ -81,6 +81,25 @@ class DepartmentFigures:
 
 
 @dataclass
+class PeopleFigures:
+    """One agent's (or one queue's) handoffs first answered in the period, and the citizens' ratings in it."""
+
+    key: str  # the agent's name, or the queue's department
+    answered: int = 0
+    first_response_p50_seconds: float | None = None
+    first_response_p90_seconds: float | None = None
+    csat_count: int = 0
+    csat_average: float | None = None
+
+
+def _percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))], 1)
+
+
+@dataclass
 class Summary:
     period: Period
     conversations: int = 0
@@ -92,6 +111,8 @@ class Summary:
     handed_off: int = 0
     handoff_reasons: dict[str, int] = field(default_factory=dict)
     departments: list[DepartmentFigures] = field(default_factory=list)
+    agents: list[PeopleFigures] = field(default_factory=list)
+    queues: list[PeopleFigures] = field(default_factory=list)
 
     @property
     def handoff_rate(self) -> float | None:
@@ -121,7 +142,45 @@ class Reports:
         async with self.db.sessions() as session:
             await self._conversations(session, summary, filters)
             summary.departments = await self._departments(session, period, filters, now)
+            summary.agents, summary.queues = await self._people(session, period)
         return summary
+
+    async def _people(self, session: AsyncSession, period: Period
+                      ) -> tuple[list[PeopleFigures], list[PeopleFigures]]:
+        """First response (from waiting to a person's first answer) and CSAT, per agent and per queue. A
+        conversation's latest handoff is what is kept, so an earlier handoff of the same conversation is not."""
+        names: dict[int | None, str] = {i: n for i, n in (await session.execute(select(Agent.id, Agent.name))).all()}
+        answered = (await session.execute(
+            select(Handoff.agent_id, Handoff.department, Handoff.pending_since, Handoff.first_response_at)
+            .where(Handoff.first_response_at >= period.start, Handoff.first_response_at < period.end,
+                   Handoff.pending_since.is_not(None))
+        )).all()
+        waits: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for agent_id, department, since, first in answered:
+            if since is None or first is None:
+                continue
+            seconds = max(0.0, (utc(first) - utc(since)).total_seconds())
+            waits[("agent", names.get(agent_id, f"agent:{agent_id}"))].append(seconds)
+            waits[("queue", department)].append(seconds)
+        ratings = (await session.execute(
+            select(CsatScore.agent_id, CsatScore.score, Handoff.department)
+            .join(Handoff, Handoff.conversation_id == CsatScore.conversation_id, isouter=True)
+            .where(CsatScore.created_at >= period.start, CsatScore.created_at < period.end)
+        )).all()
+        scores: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for agent_id, score, department in ratings:
+            scores[("agent", names.get(agent_id, f"agent:{agent_id}"))].append(int(score))
+            if department:
+                scores[("queue", department)].append(int(score))
+        figures: dict[tuple[str, str], PeopleFigures] = {}
+        for key in {*waits, *scores}:
+            seen, rated = waits.get(key, []), scores.get(key, [])
+            figures[key] = PeopleFigures(
+                key[1], len(seen), _percentile(seen, 50), _percentile(seen, 90), len(rated),
+                round(sum(rated) / len(rated), 2) if rated else None,
+            )
+        ordered = sorted(figures.items(), key=lambda kv: (-kv[1].answered, kv[1].key))
+        return ([f for (kind, _), f in ordered if kind == "agent"], [f for (kind, _), f in ordered if kind == "queue"])
 
     async def _conversations(self, session: AsyncSession, summary: Summary, filters: Filters) -> None:
         period = summary.period

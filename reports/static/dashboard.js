@@ -8,14 +8,17 @@
       conversations: '会话', messages: '消息', citizens: '来访市民', new_citizens: '首次来访', containment_rate: '机器人独立解决率',
       handoff_rate: '转人工率', department: '部门', filed: '受理', response_rate: '按时签收率', resolution_rate: '办结率',
       satisfaction_rate: '满意率', on_time_rate: '按期办结率', overdue: '超期', returned: '退单', count: '数量', reason: '原因',
-      none: '无数据', failed: '数据加载失败' },
+      none: '无数据', failed: '数据加载失败', people: '坐席', name: '坐席/队列', answered: '接待', frt50: '首次响应中位数(秒)',
+      frt90: '首次响应P90(秒)', csat: '满意度均分' },
     en: { title: 'Service figures', inbox: 'Inbox', from: 'From', to: 'To', channel: 'Channel', language: 'Language', all: 'All',
       show: 'Show', csv: 'Export CSV', xlsx: 'Export Excel', by_channel: 'Conversations by channel', handoffs: 'Why people were needed',
       departments: 'Departments', conversations: 'Conversations', messages: 'Messages', citizens: 'Citizens',
       new_citizens: 'New citizens', containment_rate: 'Settled by the bot', handoff_rate: 'Handed to a person',
       department: 'Department', filed: 'Filed', response_rate: 'Accepted in time', resolution_rate: 'Resolved',
       satisfaction_rate: 'Satisfied', on_time_rate: 'On time', overdue: 'Overdue', returned: 'Returned', count: 'Count',
-      reason: 'Reason', none: 'No data', failed: 'The figures could not be loaded' },
+      reason: 'Reason', none: 'No data', failed: 'The figures could not be loaded', people: 'Agents and queues',
+      name: 'Agent / queue', answered: 'Answered', frt50: 'First response p50 (s)', frt90: 'First response p90 (s)',
+      csat: 'CSAT average' },
   }[lang];
   document.querySelectorAll('[data-i18n]').forEach((n) => { n.textContent = TEXT[n.dataset.i18n] || n.dataset.i18n; });
   const $ = (id) => document.getElementById(id);
@@ -68,6 +71,11 @@
       : [el('p', {}, TEXT.none)]));
     const columns = ['filed', 'response_rate', 'resolution_rate', 'satisfaction_rate', 'on_time_rate', 'overdue', 'returned'];
     const rows = data.departments.map((d) => [d.department, ...columns.map((c) => c.endsWith('_rate') ? pct(d[c]) : d[c])]);
+    const people = [...data.agents, ...data.queues].map((p) => [p.name, p.answered,
+      p.first_response_p50_seconds ?? '–', p.first_response_p90_seconds ?? '–', p.csat_average ?? '–']);
+    $('people').replaceChildren(...(people.length
+      ? [table([TEXT.name, TEXT.answered, TEXT.frt50, TEXT.frt90, TEXT.csat], people, 'people-table')]
+      : [el('p', {}, TEXT.none)]));
     $('departments').replaceChildren(...(rows.length
       ? [table([TEXT.department, ...columns.map((c) => TEXT[c])], rows, 'department-table')]
       : [el('p', {}, TEXT.none)]));

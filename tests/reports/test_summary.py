@@ -8,16 +8,17 @@ import csv
 import io
 import itertools
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
 from crm_adapter.models import Department, WorkOrder, WorkOrderStep
 from gateway.calendar import WorkingCalendar
 from gateway.storage import ChannelIdentity, Contact, Conversation, Database, Message
-from handoff.models import ConversationEvent
+from handoff.models import Agent, ConversationEvent, CsatScore, Handoff
 from reports.figures import Filters, Period, Reports
 from tests.channels.support import StandInRasa, gateway_settings, running_gateway
 
@@ -138,6 +139,35 @@ async def test_filters_narrow_every_figure(history: History) -> None:
     assert empty.conversations == 0 and empty.containment_rate is None and empty.handoff_rate is None
 
 
+async def test_first_response_and_ratings_per_agent_and_queue(database: Database) -> None:
+    history = History(database)
+    await history.conversation("sms", "p1", local(2, 9))
+    await history.conversation("sms", "p2", local(2, 10))
+    await history.conversation("sms", "p3", local(2, 11))
+    async with database.sessions() as session, session.begin():
+        session.add_all([Agent(id=1, email="li@x", name="李娜", password_hash="x"),
+                         Agent(id=2, email="wang@x", name="王芳", password_hash="x")])
+        conversations = list((await session.execute(select(Conversation).order_by(Conversation.created_at))).scalars())
+        waits = [(1, 60), (1, 180), (2, 600)]
+        for conversation, (agent, seconds) in zip(conversations, waits, strict=True):
+            since = local(2, 12)
+            session.add(Handoff(conversation_id=conversation.id, department="hotline", agent_id=agent,
+                                pending_since=since, first_response_at=since + timedelta(seconds=seconds)))
+        await session.flush()
+        for conversation, (agent, score) in zip(conversations, [(1, 5), (1, 4), (2, 2)], strict=True):
+            session.add(CsatScore(conversation_id=conversation.id, agent_id=agent, score=score, created_at=local(3, 9)))
+        # A rating after the period does not count.
+        session.add(CsatScore(conversation_id=conversations[0].id, agent_id=1, score=1, created_at=local(9, 9)))
+    summary = await Reports(database, WorkingCalendar()).summary(PERIOD, now=NOW)
+    li, wang = summary.agents
+    assert (li.key, li.answered) == ("李娜", 2)
+    assert (li.first_response_p50_seconds, li.first_response_p90_seconds) == (60.0, 180.0)
+    assert (li.csat_count, li.csat_average) == (2, 4.5)
+    assert (wang.key, wang.answered, wang.csat_average) == ("王芳", 1, 2.0)
+    [queue] = summary.queues
+    assert (queue.key, queue.answered, queue.first_response_p50_seconds, queue.csat_count) == ("hotline", 3, 180.0, 3)
+
+
 @pytest.fixture
 async def rasa() -> AsyncIterator[StandInRasa]:
     server = await StandInRasa().start()
@@ -160,6 +190,7 @@ async def test_the_summary_api_answers_staff_only_with_the_contract_shape(tmp_pa
         assert body["conversations"] == 2 and body["by_channel"] == {"rest": 2}
         assert body["containment_rate"] == 1.0 and body["handoff_rate"] == 0.0
         assert body["departments"] == [] and body["from"] == today and body["timezone"] == "Asia/Shanghai"
+        assert body["agents"] == [] and body["queues"] == []
         for bad in ("from=2026-12-08&to=2026-12-01", "from=2026-13-01", "from=yesterday", "language=fr"):
             refused = await gw.client.get(f"/api/reports/summary?{bad}", headers=admin)
             assert refused.status_code == 422, (bad, refused.text)
