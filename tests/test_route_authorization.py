@@ -24,6 +24,7 @@ PUBLIC = {
     "/api/kb/search",  # public, read-only, rate-limited
     "/inbox/login", "/inbox/static/{name}", "/api/inbox/login",  # how staff get in
     "/studio", "/studio/static/{name}",  # the studio page is its own login form; its data comes from /api/studio
+    "/dashboard/static/{name}",  # the dashboard's script and style (the page and its figures need a session)
     "/media/{name}",  # files agents send, for the citizen's channel: refused without a valid, unexpired signature
 }
 # Channel webhooks verify the vendor's signature or secret themselves (tested per channel).
