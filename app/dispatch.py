@@ -9,9 +9,9 @@ Two voices, each a share per department, averaged:
   and of the orders a dispatcher re-routed (a dispatcher's correction is the best label there is), by cosine on
   the knowledge base's own sentence model. The examples are embedded once per model and set of examples, in the
   background, and re-read when re-routed orders grow.
-Swept on the development set (bench/data/heldout/, 120 reports, base m3e-small): the knowledge base alone put 79
-in the right department, the written reports alone 92, the two averaged 99; the keyword rules 49. The untouched
-set is measured in bench/bench_understanding.py.
+Swept on the development set (bench/data/heldout/, 120 reports, base m3e-small, the routing threshold of 0.3):
+the knowledge base alone put 79 in the right department, the 780 written reports alone 96, the two at 0.5 / 0.5
+97, at 0.3 / 0.7 99; the keyword rules 49. The untouched set is measured in bench/bench_understanding.py.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class DispatchClassifier:
     examples_path: Path = EXAMPLES
     kb_hits: int = 10
     neighbours: int = 7
-    example_weight: float = 0.5  # the written reports' share of the verdict, the knowledge base's the rest
+    example_weight: float = 0.7  # the written reports' share of the verdict, the knowledge base's the rest
     _examples: _Examples | None = None
     _loader: asyncio.Task[None] | None = None
 
