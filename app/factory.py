@@ -33,7 +33,8 @@ from studio.pages import router as studio_pages
 log = structlog.get_logger(__name__)
 
 # Channels' webhooks take small bodies; a channel not listed gets the default (1 MB).
-CHANNEL_BODY_LIMITS = {"sms": 64 * 1024, "rest": 64 * 1024, "wechat": 256 * 1024, "telegram": 512 * 1024}
+CHANNEL_BODY_LIMITS = {"sms": 64 * 1024, "voice": 64 * 1024, "rest": 64 * 1024, "wechat": 256 * 1024,
+                       "telegram": 512 * 1024}
 
 
 def body_limits(settings: Any) -> list[BodyLimit]:

@@ -377,3 +377,11 @@ def test_numbers_are_read_one_character_at_a_time_but_dates_as_dates() -> None:
 
     said = spell_numbers("已为您登记工单 BJ-20261207-0007，预计 2026-12-11 前办结，电话 13812345678")
     assert "B J, 2 0 2 6 1 2 0 7, 0 0 0 7" in said and "2026-12-11" in said and "1 3 8 1 2 3 4 5 6 7 8" in said
+
+
+async def test_an_oversized_request_is_refused_before_it_is_read(gateway: Gateway, rasa: StandInRasa) -> None:
+    form = {**load_form(VOICE / "gather_speech.form"), "SpeechResult": "路" * 40_000}
+    body, headers = signed_form(WEBHOOK, form)
+    response = await gateway.client.post(WEBHOOK, content=body, headers=headers)
+    assert response.status_code == 413
+    assert rasa.calls == []
