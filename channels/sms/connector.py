@@ -41,6 +41,19 @@ RECEIPT_STATES = {
     "failed": "failed", "undelivered": "failed", "canceled": "failed",
 }
 TWILIO_API_HOST = "api.twilio.com"
+
+
+def receipt_of(form: Mapping[str, str]) -> tuple[str, str, str | None] | None:
+    """A Twilio status callback for a sent text as (message sid, our delivery state, error), or None when it tells
+    nothing the outbox tracks."""
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    state = RECEIPT_STATES.get((form.get("MessageStatus") or form.get("SmsStatus") or "").lower())
+    if not (sid and state):
+        return None
+    error = form.get("ErrorCode")
+    return sid, state, f"Twilio error {error}" if error else None
+
+
 MEDIA_KINDS = {"image": "image", "audio": "audio", "video": "video"}
 
 

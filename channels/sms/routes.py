@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from channels.sms.connector import EMPTY_TWIML, RECEIPT_STATES, SmsConnector
+from channels.sms.connector import EMPTY_TWIML, SmsConnector, receipt_of
 from gateway.connectors import Intake, verified_request
 
 
@@ -31,12 +31,9 @@ def build_router(connector: SmsConnector, intake: Intake) -> APIRouter:
         response_class=Response,
     )
     async def sms_status(request: Request) -> Response:
-        params = connector.form_of(await verified_request(connector, request))
-        sid = params.get("MessageSid") or params.get("SmsSid")
-        state = RECEIPT_STATES.get((params.get("MessageStatus") or params.get("SmsStatus") or "").lower())
-        if sid and state:
-            error = params.get("ErrorCode")
-            await intake.receipt(connector.name, sid, state, f"Twilio error {error}" if error else None)
+        receipt = receipt_of(connector.form_of(await verified_request(connector, request)))
+        if receipt is not None:
+            await intake.receipt(connector.name, *receipt)
         return Response(status_code=204)
 
     return router

@@ -16,16 +16,16 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from prometheus_client import Counter
 from twilio.twiml.voice_response import VoiceResponse
 
-from channels.sms.connector import RECEIPT_STATES
+from channels.sms.connector import receipt_of
 from channels.voice.connector import E164, CallTurn, VoiceConnector, text
 from gateway.connectors import Intake, verified_request
 from gateway.inline_replies import InlineReplies
 from gateway.message import InboundMessage, OutboundMessage
+from gateway.pipeline import BOT_STATUSES
 from gateway.storage import Message
 
 log = structlog.get_logger(__name__)
 
-PERSON_STATUSES = ("pending", "open")
 CALL_ENDED = {"completed", "busy", "failed", "no-answer", "canceled"}
 FORGED: dict[int | str, dict[str, Any]] = {403: {"description": "Missing or wrong X-Twilio-Signature"}}
 
@@ -106,7 +106,7 @@ def build_router(connector: VoiceConnector, intake: Intake, inline: InlineReplie
                      status: str, later: bool) -> str:
         language = call.language
         outs = [OutboundMessage.from_payload(m.payload or {}) for m in replies]
-        person = status in PERSON_STATUSES
+        person = status not in BOT_STATUSES  # pending or open: a person has it
         spoken = connector.spoken(outs, language, menus=not person)
         says = list(spoken.says)
         if later:
@@ -203,13 +203,9 @@ def build_router(connector: VoiceConnector, intake: Intake, inline: InlineReplie
         responses=FORGED, status_code=204, response_class=Response,
     )
     async def voice_sms_status(request: Request) -> Response:
-        vendor = await verified_request(connector, request)
-        params = connector.form_of(vendor)
-        sid = params.get("MessageSid") or params.get("SmsSid")
-        state = RECEIPT_STATES.get((params.get("MessageStatus") or params.get("SmsStatus") or "").lower())
-        if sid and state:
-            error = params.get("ErrorCode")
-            await intake.receipt(connector.name, sid, state, f"Twilio error {error}" if error else None)
+        receipt = receipt_of(connector.form_of(await verified_request(connector, request)))
+        if receipt is not None:
+            await intake.receipt(connector.name, *receipt)
         return Response(status_code=204)
 
     return router
