@@ -33,13 +33,6 @@ CITIZEN = "+8613800138000"
 
 
 @pytest.fixture
-async def twilio() -> AsyncIterator[StandInTwilio]:
-    server = await StandInTwilio().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def gateway(tmp_path: Path, rasa: StandInRasa, twilio: StandInTwilio) -> AsyncIterator[Gateway]:
     async with running_gateway(gateway_settings(tmp_path, rasa, twilio)) as gw:
         yield gw

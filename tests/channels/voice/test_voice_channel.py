@@ -36,13 +36,6 @@ VOICE = FIXTURES / "voice" / "fixtures"
 WEBHOOK = "/channels/voice/webhook"
 
 
-@pytest.fixture
-async def twilio() -> AsyncIterator[StandInTwilio]:
-    server = await StandInTwilio().start()
-    yield server
-    await server.stop()
-
-
 def closed_hours() -> str:
     """Service hours on another weekday than today (in the centre's zone): nobody answers the phone now."""
     today = datetime.now(ZoneInfo("Asia/Shanghai")).weekday()
