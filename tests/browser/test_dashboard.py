@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from bot import server
 from tests.channels.sms.test_sms_stack import wait_healthy
@@ -20,7 +20,7 @@ ADMIN_EMAIL, ADMIN_PASSWORD = "chief@binjiang.gov.cn", "dashboard-admin-password
 AGENT_EMAIL, AGENT_PASSWORD = "wang.fang@binjiang.gov.cn", "wang-fang-password"
 
 
-async def login(browser: Browser, base: str, email: str, password: str) -> object:
+async def login(browser: Browser, base: str, email: str, password: str) -> Page:
     context = await browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
     page = await context.new_page()
     await page.goto(base + "/inbox/login")
@@ -54,31 +54,31 @@ async def test_a_supervisor_reads_the_figures_and_an_agent_cannot(browser: Brows
 
         chief = await login(browser, base, ADMIN_EMAIL, ADMIN_PASSWORD)
         try:
-            await chief.goto(base + "/dashboard")  # type: ignore[attr-defined]
-            await expect(chief.locator("body")).to_have_attribute("data-loaded", "true", timeout=15_000)  # type: ignore[attr-defined]
-            tile = chief.get_by_test_id("tile-conversations")  # type: ignore[attr-defined]
+            await chief.goto(base + "/dashboard")
+            await expect(chief.locator("body")).to_have_attribute("data-loaded", "true", timeout=15_000)
+            tile = chief.get_by_test_id("tile-conversations")
             await expect(tile).to_contain_text("2")
             await expect(tile).to_contain_text("会话")
-            await expect(chief.get_by_test_id("tile-containment_rate")).to_contain_text("100.0%")  # type: ignore[attr-defined]
-            table = chief.get_by_test_id("channel-table")  # type: ignore[attr-defined]
+            await expect(chief.get_by_test_id("tile-containment_rate")).to_contain_text("100.0%")
+            table = chief.get_by_test_id("channel-table")
             await expect(table).to_contain_text("rest")
-            await expect(chief.locator("svg.chart[role=img]").first).to_be_visible()  # type: ignore[attr-defined]
-            href = await chief.get_by_test_id("export-csv").get_attribute("href")  # type: ignore[attr-defined]
+            await expect(chief.locator("svg.chart[role=img]").first).to_be_visible()
+            href = await chief.get_by_test_id("export-csv").get_attribute("href")
             assert href and href.startswith("/api/reports/summary.csv?from=")
             # Another period, chosen with the keyboard: nothing in it.
-            await chief.locator("#from").fill("2025-01-01")  # type: ignore[attr-defined]
-            await chief.locator("#to").fill("2025-01-31")  # type: ignore[attr-defined]
-            await chief.locator("#to").press("Enter")  # type: ignore[attr-defined]
+            await chief.locator("#from").fill("2025-01-01")
+            await chief.locator("#to").fill("2025-01-31")
+            await chief.locator("#to").press("Enter")
             await expect(tile).to_contain_text("0")
         finally:
-            await chief.context.close()  # type: ignore[attr-defined]
+            await chief.context.close()
 
         agent = await login(browser, base, AGENT_EMAIL, AGENT_PASSWORD)
         try:
-            response = await agent.goto(base + "/dashboard")  # type: ignore[attr-defined]
+            response = await agent.goto(base + "/dashboard")
             assert response is not None and response.status == 403
         finally:
-            await agent.context.close()  # type: ignore[attr-defined]
+            await agent.context.close()
     except Exception:
         log = tmp_path / "gateway.log"
         if log.exists():
